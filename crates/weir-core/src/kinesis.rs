@@ -132,9 +132,7 @@ impl ShardRanges {
         match self.width {
             None => 0,
             // The last shard's range is wider by the remainder, so clamp.
-            Some(width) => {
-                u32::try_from(key.0 / width).map_or(self.shard_count - 1, |i| i.min(self.shard_count - 1))
-            }
+            Some(width) => u32::try_from(key.0 / width).map_or(self.shard_count - 1, |i| i.min(self.shard_count - 1)),
         }
     }
 

@@ -85,20 +85,32 @@ impl StreamConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |key, message: String| Err(ConfigError { key, message });
         if !(1..=MAX_SHARDS).contains(&self.shard_count) {
-            return err("shard_count", format!("{} is outside 1..={MAX_SHARDS}", self.shard_count));
+            return err(
+                "shard_count",
+                format!("{} is outside 1..={MAX_SHARDS}", self.shard_count),
+            );
         }
         if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&self.segment_bytes) {
             return err(
                 "segment_bytes",
-                format!("{} is outside {MIN_SEGMENT_BYTES}..={MAX_SEGMENT_BYTES}", self.segment_bytes),
+                format!(
+                    "{} is outside {MIN_SEGMENT_BYTES}..={MAX_SEGMENT_BYTES}",
+                    self.segment_bytes
+                ),
             );
         }
         if self.retention < Duration::from_secs(1) || self.retention > MAX_RETENTION {
             return err("retention", format!("{:?} is outside 1s..=8760h", self.retention));
         }
-        for (key, cap) in [("retention_bytes", self.retention_bytes), ("max_disk_bytes", self.max_disk_bytes)] {
+        for (key, cap) in [
+            ("retention_bytes", self.retention_bytes),
+            ("max_disk_bytes", self.max_disk_bytes),
+        ] {
             if cap.is_some_and(|cap| cap < self.segment_bytes) {
-                return err(key, format!("{cap:?} is smaller than segment_bytes ({})", self.segment_bytes));
+                return err(
+                    key,
+                    format!("{cap:?} is smaller than segment_bytes ({})", self.segment_bytes),
+                );
             }
         }
         if let SyncPolicy::Interval(every) = self.sync
@@ -109,7 +121,11 @@ impl StreamConfig {
         if self.max_pending_bytes < 2 * crate::MAX_BATCH_BYTES as u64 {
             return err(
                 "max_pending_bytes",
-                format!("{} is below twice the largest batch ({})", self.max_pending_bytes, crate::MAX_BATCH_BYTES),
+                format!(
+                    "{} is below twice the largest batch ({})",
+                    self.max_pending_bytes,
+                    crate::MAX_BATCH_BYTES
+                ),
             );
         }
         if self.retention_check_interval.is_zero() {

@@ -117,9 +117,9 @@ impl ConsumerStore {
             .map_err(|source| CheckpointError::Io { path, source })
     }
 
-    /// Registers `name` (idempotent). A new consumer starts with no checkpoint: it protects every
-    /// retained record until it checkpoints.
-    pub fn register(&self, name: &str) -> Result<(), CheckpointError> {
+    /// Registers `name` (idempotent). A new consumer starts at each shard's trim horizon
+    /// (`trim_seq`) and protects every retained record until it checkpoints.
+    pub fn register(&self, name: &str, trim_seq: &[u64]) -> Result<(), CheckpointError> {
         if !valid_name(name) {
             return Err(CheckpointError::InvalidName(name.to_owned()));
         }
@@ -127,7 +127,8 @@ impl ConsumerStore {
         if consumers.contains_key(name) {
             return Ok(());
         }
-        let checkpoints = vec![None; self.shard_count];
+        // "Processed up to just before the horizon": a later forced removal then shows up as skipped.
+        let checkpoints: Checkpoints = trim_seq.iter().map(|&trim| trim.checked_sub(1)).collect();
         self.write(name, &checkpoints)?;
         consumers.insert(name.to_owned(), checkpoints);
         Ok(())
@@ -151,13 +152,13 @@ impl ConsumerStore {
     /// Records that `name` has processed shard `seq.shard` up to and including `seq`.
     /// `next_seq` is the shard's next unassigned offset, for validation.
     pub fn checkpoint(&self, name: &str, seq: SequenceNumber, next_seq: u64) -> Result<(), CheckpointError> {
-        if seq.shard.0 as usize >= self.shard_count || seq.offset >= next_seq {
-            return Err(CheckpointError::InvalidSequenceNumber(seq));
-        }
         let mut consumers = self.lock();
         let current = consumers
             .get(name)
             .ok_or_else(|| CheckpointError::UnknownConsumer(name.to_owned()))?;
+        if seq.shard.0 as usize >= self.shard_count || seq.offset >= next_seq {
+            return Err(CheckpointError::InvalidSequenceNumber(seq));
+        }
         let mut updated = current.clone();
         updated[seq.shard.0 as usize] = Some(seq.offset);
         self.write(name, &updated)?;

@@ -16,12 +16,10 @@ pub enum OpenError {
     InvalidName(String),
     #[error("stream has {on_disk} shards on disk but {configured} are configured; resharding is not supported")]
     ShardCountMismatch { on_disk: u32, configured: u32 },
+    #[error("stream is already open (locked: {0}); only one process may open a stream")]
+    Locked(PathBuf),
     #[error("corruption in {path} at offset {offset}: {reason}")]
-    Corrupt {
-        path: PathBuf,
-        offset: u64,
-        reason: String,
-    },
+    Corrupt { path: PathBuf, offset: u64, reason: String },
     #[error("I/O error on {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
@@ -34,7 +32,9 @@ pub enum AppendError {
     EmptyBatch,
     #[error("record {index}: {source}")]
     InvalidRecord { index: usize, source: RecordError },
-    #[error("batch of {records} records and {bytes} bytes exceeds the limit of {max_records} records and {max_bytes} bytes")]
+    #[error(
+        "batch of {records} records and {bytes} bytes exceeds the limit of {max_records} records and {max_bytes} bytes"
+    )]
     BatchTooLarge {
         records: usize,
         bytes: usize,
@@ -82,11 +82,7 @@ pub enum ReadError {
     #[error("sequence number {0} has not been assigned yet")]
     FutureSequenceNumber(SequenceNumber),
     #[error("corruption in {path} at offset {offset}: {reason}")]
-    Corrupt {
-        path: PathBuf,
-        offset: u64,
-        reason: String,
-    },
+    Corrupt { path: PathBuf, offset: u64, reason: String },
     #[error("I/O error reading {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }

@@ -139,12 +139,9 @@ pub struct RawFrame {
 }
 
 impl RawFrame {
-    pub fn len(&self) -> u64 {
-        self.bytes.len() as u64
-    }
-
+    /// Offset just past the frame.
     pub fn end(&self) -> u64 {
-        self.offset + self.len()
+        self.offset + self.bytes.len() as u64
     }
 
     pub fn is_batch_end(&self) -> bool {
@@ -238,9 +235,14 @@ impl FrameRecords {
 pub enum CursorError {
     Io(io::Error),
     /// The bytes at `offset` cannot be a frame (zeroed or absurd length).
-    Corrupt { offset: u64, reason: &'static str },
+    Corrupt {
+        offset: u64,
+        reason: &'static str,
+    },
     /// A frame starts at `offset` but the file ends before it does.
-    Truncated { offset: u64 },
+    Truncated {
+        offset: u64,
+    },
 }
 
 /// Walks the frames of a segment between two offsets, reading in large chunks.

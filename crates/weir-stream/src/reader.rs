@@ -13,7 +13,9 @@ use crate::error::ReadError;
 use crate::format::{CursorError, FrameCursor};
 use crate::state::{SegmentFile, State};
 use crate::stream::Stream;
-use crate::types::{ReadBatch, ReadHint, ReadLimits, Record, SequenceNumber, ShardId, ShardIterator, ShardIteratorType};
+use crate::types::{
+    ReadBatch, ReadHint, ReadLimits, Record, SequenceNumber, ShardId, ShardIterator, ShardIteratorType,
+};
 
 /// Where a scan is: a segment and a frame boundary in it, and how far readers may go.
 struct Cursor {
@@ -60,17 +62,24 @@ impl Stream {
         })
     }
 
-    /// The iterator a registered consumer resumes from: just after its checkpoint, or the trim horizon.
+    /// The iterator a registered consumer resumes from: just after its checkpoint, or where it started.
+    /// If retention had to remove records it had not read (hard disk cap), the first read reports them
+    /// in [`crate::ReadBatch::skipped_records`].
     pub fn resume_iterator(&self, consumer: &str, shard: ShardId) -> Result<Option<ShardIterator>, ReadError> {
         self.check_shard(shard)?;
         let Some(checkpoints) = self.checkpoints(consumer) else {
             return Ok(None);
         };
-        let kind = match checkpoints[shard.0 as usize] {
-            Some(seq) => ShardIteratorType::AfterSequenceNumber(seq),
-            None => ShardIteratorType::TrimHorizon,
-        };
-        self.iterator(shard, kind).map(Some)
+        match checkpoints[shard.0 as usize] {
+            Some(seq) => self
+                .iterator(shard, ShardIteratorType::AfterSequenceNumber(seq))
+                .map(Some),
+            None => Ok(Some(ShardIterator {
+                shard,
+                next_offset: 0,
+                hint: None,
+            })),
+        }
     }
 
     fn iterator_at_time(&self, shard: ShardId, ts: i64) -> Result<ShardIterator, ReadError> {
@@ -146,7 +155,9 @@ impl Stream {
                 skipped += frame.first_seq - pos;
                 pos = frame.first_seq;
             }
-            let decoded = frame.decode().map_err(|reason| corrupt(&cursor.segment, frame_offset, reason))?;
+            let decoded = frame
+                .decode()
+                .map_err(|reason| corrupt(&cursor.segment, frame_offset, reason))?;
             for (k, (partition_key, data)) in decoded.into_iter().enumerate() {
                 let seq = frame.first_seq + k as u64;
                 if seq < pos {
@@ -227,7 +238,9 @@ impl Stream {
         loop {
             match cursor.frames.next_frame() {
                 Ok(Some(frame)) if frame.shard as u32 == shard.0 => {
-                    let records = frame.verify().map_err(|reason| corrupt(&cursor.segment, frame.offset, reason))?;
+                    let records = frame
+                        .verify()
+                        .map_err(|reason| corrupt(&cursor.segment, frame.offset, reason))?;
                     return Ok(Some((frame.offset, records)));
                 }
                 Ok(Some(_)) => {}

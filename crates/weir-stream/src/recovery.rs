@@ -21,6 +21,10 @@ use crate::vfs::Vfs;
 
 pub(crate) const SEGMENT_SUFFIX: &str = ".seg";
 
+/// The most bytes one group write can span; damage further from the end than this cannot be a torn
+/// write.
+const MAX_WRITE_BYTES: u64 = (crate::writer::MAX_GROUP_BYTES + crate::MAX_BATCH_BYTES) as u64;
+
 pub(crate) fn segment_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:020}{SEGMENT_SUFFIX}"))
 }
@@ -105,7 +109,7 @@ pub(crate) fn recover(
     for (i, &id) in ids.iter().enumerate() {
         let path = segment_path(dir, id);
         let file = vfs.open(&path).map_err(io_err(&path))?;
-        let len = file.len().map_err(io_err(&path))?;
+        let len = file.size().map_err(io_err(&path))?;
         let mut buf = vec![0; header_len.min(len as usize)];
         crate::vfs::read_exact_at(file.as_ref(), &mut buf, 0).map_err(io_err(&path))?;
         match SegmentHeader::decode(&buf, shard_count) {
@@ -169,10 +173,20 @@ pub(crate) fn recover(
         if let Err(Damage::At(offset, reason)) = scan {
             let good_len = entry.visible_len;
             if i == last {
-                warn!(
-                    file = %file.path.display(), offset, kept_bytes = good_len, dropped_bytes = len - good_len,
-                    records = entry.records, reason, "Truncated torn tail during recovery."
-                );
+                let dropped_bytes = len - good_len;
+                if dropped_bytes <= MAX_WRITE_BYTES {
+                    warn!(
+                        file = %file.path.display(), offset, kept_bytes = good_len, dropped_bytes,
+                        records = entry.records, reason, "Truncated torn tail during recovery."
+                    );
+                } else {
+                    // No single write is this large: acknowledged data was damaged, not a write torn.
+                    error!(
+                        file = %file.path.display(), offset, kept_bytes = good_len, dropped_bytes,
+                        records = entry.records, reason,
+                        "Truncated a damaged active segment during recovery; acknowledged records after the damage are lost."
+                    );
+                }
                 file.file
                     .set_len(good_len)
                     .and_then(|()| file.file.sync_data())
@@ -256,7 +270,9 @@ fn scan_segment(
             Ok(Some(frame)) => frame,
             Ok(None) if batch.is_empty() => return Ok(()),
             Ok(None) => return Err(Damage::At(batch[0].offset, "batch without its end frame")),
-            Err(CursorError::Truncated { offset }) => return Err(Damage::At(offset, "frame runs past the end of the file")),
+            Err(CursorError::Truncated { offset }) => {
+                return Err(Damage::At(offset, "frame runs past the end of the file"));
+            }
             Err(CursorError::Corrupt { offset, reason }) => return Err(Damage::At(offset, reason)),
             Err(CursorError::Io(e)) => return Err(Damage::Io(e)),
         };
@@ -267,7 +283,12 @@ fn scan_segment(
         let damaged = |reason| Damage::At(frame.offset, reason);
         let records = frame.verify().map_err(damaged)?;
         records.check_layout().map_err(damaged)?;
-        let expected = tips[shard].next_seq + batch.iter().filter(|f| f.shard as usize == shard).map(|f| f.count).sum::<u64>();
+        let expected = tips[shard].next_seq
+            + batch
+                .iter()
+                .filter(|f| f.shard as usize == shard)
+                .map(|f| f.count)
+                .sum::<u64>();
         if records.first_seq != expected {
             return Err(damaged("sequence numbers do not continue the shard"));
         }

@@ -81,11 +81,7 @@ impl SegmentEntry {
         }
         span.count += f.count;
         span.last_seq = f.first_seq + f.count - 1;
-        if span
-            .points
-            .last()
-            .is_none_or(|p| f.offset - p.offset >= INDEX_INTERVAL)
-        {
+        if span.points.last().is_none_or(|p| f.offset - p.offset >= INDEX_INTERVAL) {
             span.points.push(IndexPoint {
                 seq: f.first_seq,
                 offset: f.offset,

@@ -58,6 +58,9 @@ pub(crate) struct Shared {
     /// Bytes of appends queued for the writer (backpressure).
     pub pending: Arc<Semaphore>,
     pub truncated_at_open: u64,
+    /// An exclusive lock on `<stream>/LOCK`, held while the stream is open: two writers on one
+    /// directory would corrupt it.
+    _lock: std::fs::File,
 }
 
 impl Shared {
@@ -104,7 +107,10 @@ struct WriterHandle {
 impl WriterHandle {
     fn send(&self, request: Request) -> Result<(), AppendError> {
         let tx = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
-        tx.as_ref().ok_or(AppendError::Closed)?.send(request).map_err(|_| AppendError::Closed)
+        tx.as_ref()
+            .ok_or(AppendError::Closed)?
+            .send(request)
+            .map_err(|_| AppendError::Closed)
     }
 
     fn close(&self) {
@@ -199,13 +205,24 @@ impl Stream {
             move |source| OpenError::Io { path, source }
         };
         vfs.create_dir_all(&root).map_err(io(&root))?;
+        let lock = lock_dir(&root)?;
         ensure_meta(vfs.as_ref(), &root, name, config.shard_count)?;
         let shard_count = config.shard_count as usize;
         let segments_dir = root.join("segments");
-        let recovered = recover(vfs.as_ref(), &segments_dir, shard_count, config.recovery, clock.now_ms())?;
+        let recovered = recover(
+            vfs.as_ref(),
+            &segments_dir,
+            shard_count,
+            config.recovery,
+            clock.now_ms(),
+        )?;
         let consumers = ConsumerStore::load(vfs.clone(), root.join("consumers"), shard_count)?;
 
-        let active_entry = recovered.state.segments.last().expect("recovery leaves at least one segment");
+        let active_entry = recovered
+            .state
+            .segments
+            .last()
+            .expect("recovery leaves at least one segment");
         let active = active_entry.file.clone();
         let len = active_entry.visible_len;
         let next_seq = recovered.state.tips.iter().map(|t| t.next_seq).collect();
@@ -222,6 +239,7 @@ impl Stream {
             published: watch::Sender::new(0),
             counters: Counters::default(),
             truncated_at_open: recovered.truncated_bytes,
+            _lock: lock,
         });
         let writer = Writer {
             shared: shared.clone(),
@@ -236,6 +254,8 @@ impl Stream {
             poisoned: None,
             last_retention: Instant::now(),
             buf: Vec::new(),
+            last_group_batches: 0,
+            last_fsync: std::time::Duration::ZERO,
         };
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -377,10 +397,11 @@ impl Stream {
         rx.blocking_recv().map_err(|_| AppendError::Closed)
     }
 
-    /// Registers a named consumer (idempotent). Until it checkpoints a shard, it holds back retention
-    /// of every record of that shard.
+    /// Registers a named consumer (idempotent), starting at each shard's trim horizon. Until it
+    /// checkpoints a shard, it holds back retention of every record of that shard.
     pub fn register_consumer(&self, name: &str) -> Result<(), CheckpointError> {
-        self.shared.consumers.register(name)
+        let trim: Vec<u64> = self.shared.read_state().tips.iter().map(|t| t.trim_seq).collect();
+        self.shared.consumers.register(name, &trim)
     }
 
     pub fn deregister_consumer(&self, name: &str) -> Result<(), CheckpointError> {
@@ -394,12 +415,7 @@ impl Stream {
     /// Durably records that `consumer` has processed `sequence_number`'s shard up to and including it.
     pub fn checkpoint(&self, consumer: &str, sequence_number: SequenceNumber) -> Result<(), CheckpointError> {
         let shard = sequence_number.shard.0 as usize;
-        let next_seq = self
-            .shared
-            .read_state()
-            .tips
-            .get(shard)
-            .map_or(0, |tip| tip.next_seq);
+        let next_seq = self.shared.read_state().tips.get(shard).map_or(0, |tip| tip.next_seq);
         self.shared.consumers.checkpoint(consumer, sequence_number, next_seq)
     }
 
@@ -444,6 +460,24 @@ impl Stream {
     /// Stops the writer after it finishes what is queued. Other clones then fail with `Closed`.
     pub fn close(&self) {
         self.writer.close();
+    }
+}
+
+fn lock_dir(root: &Path) -> Result<std::fs::File, OpenError> {
+    let path = root.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| OpenError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(OpenError::Locked(path)),
+        Err(std::fs::TryLockError::Error(source)) => Err(OpenError::Io { path, source }),
     }
 }
 

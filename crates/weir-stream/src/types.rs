@@ -56,7 +56,11 @@ impl fmt::Display for SequenceNumber {
 impl FromStr for SequenceNumber {
     type Err = InvalidId;
     fn from_str(s: &str) -> Result<SequenceNumber, InvalidId> {
-        let invalid = || InvalidId(format!("{s:?} is not a weir sequence number (32 digits starting with 49)"));
+        let invalid = || {
+            InvalidId(format!(
+                "{s:?} is not a weir sequence number (32 digits starting with 49)"
+            ))
+        };
         if s.len() != SequenceNumber::STRING_LEN || !s.starts_with("49") || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid());
         }
@@ -214,6 +218,9 @@ impl ManualClock {
     }
     pub fn advance(&self, ms: i64) {
         self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+    pub fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
     }
 }
 

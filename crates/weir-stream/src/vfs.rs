@@ -23,8 +23,8 @@ pub trait VfsFile: Send + Sync + Debug {
     fn sync_data(&self) -> io::Result<()>;
     /// Truncates or extends the file.
     fn set_len(&self, len: u64) -> io::Result<()>;
-    /// The file's current size.
-    fn len(&self) -> io::Result<u64>;
+    /// The file's current size in bytes.
+    fn size(&self) -> io::Result<u64>;
 }
 
 /// Directory-level operations.
@@ -46,7 +46,7 @@ impl<'a> dyn Vfs + 'a {
     /// Reads a whole (small) file.
     pub fn read_to_end(&self, path: &Path) -> io::Result<Vec<u8>> {
         let file = self.open(path)?;
-        let len = usize::try_from(file.len()?).map_err(|_| io::Error::other("file too large"))?;
+        let len = usize::try_from(file.size()?).map_err(|_| io::Error::other("file too large"))?;
         let mut buf = vec![0; len];
         read_exact_at(file.as_ref(), &mut buf, 0)?;
         Ok(buf)
@@ -117,7 +117,7 @@ impl VfsFile for StdFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 }
@@ -193,12 +193,7 @@ impl FaultyVfs {
 
     /// Fails the `skip+1`-th next call of `op` (and `times - 1` more after it) with `kind`.
     pub fn inject(&self, op: FaultOp, skip: u64, times: u64, kind: io::ErrorKind) {
-        self.lock().push_back(Fault {
-            op,
-            skip,
-            times,
-            kind,
-        });
+        self.lock().push_back(Fault { op, skip, times, kind });
     }
 
     /// Removes every pending fault (the disk "has space again").
@@ -254,8 +249,8 @@ impl VfsFile for FaultyFile {
         self.vfs.check(FaultOp::SetLen)?;
         self.inner.set_len(len)
     }
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
+    fn size(&self) -> io::Result<u64> {
+        self.inner.size()
     }
 }
 

@@ -41,7 +41,10 @@ fn drain(stream: &Stream, shard: ShardId, kind: ShardIteratorType) -> Vec<(u64, 
             return out;
         }
         for r in batch.records {
-            out.push((r.sequence_number.offset, String::from_utf8(r.data.to_vec()).expect("utf8")));
+            out.push((
+                r.sequence_number.offset,
+                String::from_utf8(r.data.to_vec()).expect("utf8"),
+            ));
         }
         it = batch.next_iterator;
     }
@@ -65,9 +68,16 @@ fn appended_records_read_back_in_order_across_segments_and_reopen() {
             expected[r.shard_id.0 as usize].push((r.sequence_number.offset, format!("record {batch}/{i}")));
         }
     }
-    assert!(stream.stats().segments >= 3, "small segments roll: {:?}", stream.stats());
+    assert!(
+        stream.stats().segments >= 3,
+        "small segments roll: {:?}",
+        stream.stats()
+    );
     for shard in 0..3 {
-        assert_eq!(drain(&stream, ShardId(shard), ShardIteratorType::TrimHorizon), expected[shard as usize]);
+        assert_eq!(
+            drain(&stream, ShardId(shard), ShardIteratorType::TrimHorizon),
+            expected[shard as usize]
+        );
     }
     drop(stream);
     let stream = open(dir.path(), 3, &clock);
@@ -78,15 +88,30 @@ fn appended_records_read_back_in_order_across_segments_and_reopen() {
             shard: ShardId(shard),
             offset: 4,
         };
-        assert_eq!(drain(&stream, ShardId(shard), ShardIteratorType::AtSequenceNumber(seq)), got[4..]);
-        assert_eq!(drain(&stream, ShardId(shard), ShardIteratorType::AfterSequenceNumber(seq)), got[5..]);
+        assert_eq!(
+            drain(&stream, ShardId(shard), ShardIteratorType::AtSequenceNumber(seq)),
+            got[4..]
+        );
+        assert_eq!(
+            drain(&stream, ShardId(shard), ShardIteratorType::AfterSequenceNumber(seq)),
+            got[5..]
+        );
         assert!(drain(&stream, ShardId(shard), ShardIteratorType::Latest).is_empty());
     }
     // Batch 30 arrived at 1_000 + 31 * 10.
     let from_ts = drain(&stream, ShardId(0), ShardIteratorType::AtTimestamp(1_310));
     let all = drain(&stream, ShardId(0), ShardIteratorType::TrimHorizon);
-    let batch_of = |data: &str| -> u32 { data["record ".len()..].split('/').next().and_then(|b| b.parse().ok()).expect("batch") };
-    let first = all.iter().position(|(_, d)| batch_of(d) >= 30).expect("a record at or after batch 30");
+    let batch_of = |data: &str| -> u32 {
+        data["record ".len()..]
+            .split('/')
+            .next()
+            .and_then(|b| b.parse().ok())
+            .expect("batch")
+    };
+    let first = all
+        .iter()
+        .position(|(_, d)| batch_of(d) >= 30)
+        .expect("a record at or after batch 30");
     assert_eq!(from_ts, all[first..]);
 }
 
@@ -94,7 +119,9 @@ fn appended_records_read_back_in_order_across_segments_and_reopen() {
 async fn reader_at_the_tip_wakes_when_records_arrive() {
     let dir = tempfile::tempdir().expect("tempdir");
     let stream = Stream::open(dir.path(), "events", config(1)).expect("open");
-    let it = stream.iterator(ShardId(0), ShardIteratorType::Latest).expect("iterator");
+    let it = stream
+        .iterator(ShardId(0), ShardIteratorType::Latest)
+        .expect("iterator");
     assert!(!stream.wait_for_records(&it, Duration::from_millis(20)).await);
     let writer = stream.clone();
     let append = tokio::spawn(async move { writer.append(vec![PutRecord::new("k", "v")]).await });
@@ -114,13 +141,19 @@ fn consumer_checkpoints_survive_reopen() {
     let results = stream
         .append_blocking((0..20).map(|i| PutRecord::new(format!("{i}"), "x")).collect())
         .expect("append");
-    let mine = results.iter().find(|r| r.shard_id == ShardId(1)).expect("a record on shard 1");
+    let mine = results
+        .iter()
+        .find(|r| r.shard_id == ShardId(1))
+        .expect("a record on shard 1");
     stream.checkpoint("delivery", mine.sequence_number).expect("checkpoint");
     drop(stream);
     let stream = open(dir.path(), 2, &clock);
     let checkpoints = stream.checkpoints("delivery").expect("registered");
     assert_eq!(checkpoints, vec![None, Some(mine.sequence_number)]);
-    let it = stream.resume_iterator("delivery", ShardId(1)).expect("ok").expect("registered");
+    let it = stream
+        .resume_iterator("delivery", ShardId(1))
+        .expect("ok")
+        .expect("registered");
     assert_eq!(it.next_sequence_number().offset, mine.sequence_number.offset + 1);
 }
 
@@ -137,7 +170,12 @@ fn interval_sync_policy_acknowledges_and_publishes_after_fsync() {
     )
     .expect("open");
     stream.append_blocking(vec![PutRecord::new("k", "v")]).expect("append");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
-    let it = stream.iterator(ShardId(0), ShardIteratorType::TrimHorizon).expect("iterator");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let it = stream
+        .iterator(ShardId(0), ShardIteratorType::TrimHorizon)
+        .expect("iterator");
     assert!(rt.block_on(stream.wait_for_records(&it, Duration::from_secs(30))));
 }
