@@ -53,7 +53,7 @@ pub mod writer;
 
 pub use config::{ConfigError, RecoveryMode, StreamConfig, SyncPolicy};
 pub use error::{AppendError, CheckpointError, OpenError, ReadError};
-pub use stream::{ShardStats, Stream, StreamStats};
+pub use stream::{ShardStats, Stream, StreamStats, stored_shard_count};
 pub use types::{
     Clock, ManualClock, PutRecord, PutResult, ReadBatch, ReadLimits, Record, SequenceNumber, ShardId, ShardIterator,
     ShardIteratorType, SystemClock,

@@ -463,6 +463,22 @@ impl Stream {
     }
 }
 
+/// The shard count of stream `name` under `dir`, if it exists there.
+pub fn stored_shard_count(dir: impl AsRef<Path>, name: &str) -> Result<Option<u32>, OpenError> {
+    let path = dir.as_ref().join(name).join("stream.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<StreamMeta>(&bytes)
+            .map(|meta| Some(meta.shard_count))
+            .map_err(|e| OpenError::Corrupt {
+                path,
+                offset: 0,
+                reason: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(OpenError::Io { path, source }),
+    }
+}
+
 fn lock_dir(root: &Path) -> Result<std::fs::File, OpenError> {
     let path = root.join("LOCK");
     let file = std::fs::OpenOptions::new()
