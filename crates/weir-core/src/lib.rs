@@ -7,5 +7,10 @@
 //! # Layout
 //! - [`kinesis`]: Kinesis Data Streams' record limits, partition-key and explicit-hash-key rules, and
 //!   the routing of a record to a shard (MD5 → 128-bit hash key → evenly split hash key ranges).
+//! - [`firehose`]: Firehose's object keys and the seed's newline transform.
+//! - [`ingest`]: the HTTP ingest contract's parsing half: content type and encoding, capped gzip
+//!   decoding, and splitting a body into validated JSON records with partition keys.
 
+pub mod firehose;
+pub mod ingest;
 pub mod kinesis;

@@ -74,9 +74,11 @@ impl<'a> dyn Vfs + 'a {
     }
 }
 
-/// The temporary sibling used by [`Vfs::write_atomic`]: `name.tmp`.
+/// The temporary sibling used by [`Vfs::write_atomic`]: `.name.tmp`, hidden so that nothing listing
+/// the directory (a loader watching a bucket) mistakes it for a finished file.
 pub fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
     name.push(".tmp");
     path.with_file_name(name)
 }

@@ -1,6 +1,8 @@
 //! The `weir` command line. Wiring only: the behaviour lives in the library crates.
 
+mod config;
 mod stream_cmd;
+mod up;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +26,8 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the pipeline: HTTP ingest → stream → delivery → bucket.
+    Up(up::UpArgs),
     /// Work with an embedded stream directly: append, read, inspect.
     Stream(stream_cmd::StreamArgs),
 }
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         LogFormat::Json => logs.json().init(),
     }
     let result = match cli.command {
+        Command::Up(args) => up::run(args),
         Command::Stream(args) => stream_cmd::run(args),
     };
     match result {

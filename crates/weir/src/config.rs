@@ -1,0 +1,411 @@
+//! `weir.toml`: the pipeline definition. Every field is optional; the defaults are the default
+//! pipeline of `weir up` (stream `events` with 4 shards, delivery `events` with the newline transform
+//! into `<data_dir>/bucket/`, buffering 1 MiB or 10 s). See `weir.example.toml` for every field.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use weir_core::ingest::{IngestLimits, MAX_BODY_BYTES_LIMIT, PartitionKeySpec};
+
+/// A configuration value outside its allowed range, naming the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config `{key}`: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+fn invalid<T>(key: impl Into<String>, message: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError {
+        key: key.into(),
+        message: message.into(),
+    })
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where streams, delivery state and the local bucket live.
+    pub data_dir: PathBuf,
+    /// Address of the HTTP API.
+    pub listen: SocketAddr,
+    pub server: ServerConfig,
+    pub streams: Vec<StreamSection>,
+    pub deliveries: Vec<DeliverySection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub max_records_per_request: usize,
+    /// After decompression; at most 10 MB (API Gateway's payload limit).
+    pub max_request_bytes: ByteSize,
+    pub max_json_depth: usize,
+    pub max_connections: usize,
+    #[serde(with = "humantime_serde_compat")]
+    pub header_read_timeout: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub body_read_timeout: Duration,
+    /// Bearer tokens; when set, requests without one of them get 401.
+    pub auth_tokens: Vec<String>,
+    /// Allow listening on a non-loopback address without `auth_tokens`.
+    pub allow_unauthenticated_remote: bool,
+    /// How long shutdown may take to deliver what is buffered.
+    #[serde(with = "humantime_serde_compat")]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamSection {
+    pub name: String,
+    pub shards: u32,
+    /// `random`, or a JSON pointer into each record such as `/user_id`.
+    pub partition_key: String,
+    #[serde(with = "humantime_serde_compat")]
+    pub retention: Duration,
+    /// `always` (fsync before acknowledging) or an interval such as `100ms`.
+    pub sync: String,
+    pub retention_bytes: Option<ByteSize>,
+    pub max_disk_bytes: Option<ByteSize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliverySection {
+    pub name: String,
+    pub stream: String,
+    /// `newline`: each record's JSON on its own line (the seed's transform).
+    pub transform: String,
+    pub buffer_size: ByteSize,
+    #[serde(with = "humantime_serde_compat")]
+    pub buffer_interval: Duration,
+    /// The local directory objects go to, relative to `data_dir` unless absolute.
+    pub bucket: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            data_dir: PathBuf::from("./weir-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            server: ServerConfig::default(),
+            streams: vec![StreamSection::default()],
+            deliveries: vec![DeliverySection::default()],
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        let limits = IngestLimits::default();
+        ServerConfig {
+            max_records_per_request: limits.max_records,
+            max_request_bytes: ByteSize(limits.max_body_bytes as u64),
+            max_json_depth: limits.max_depth,
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            auth_tokens: Vec::new(),
+            allow_unauthenticated_remote: false,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for StreamSection {
+    fn default() -> StreamSection {
+        StreamSection {
+            name: "events".into(),
+            shards: 4,
+            partition_key: "random".into(),
+            retention: Duration::from_secs(24 * 3600),
+            sync: "always".into(),
+            retention_bytes: None,
+            max_disk_bytes: None,
+        }
+    }
+}
+
+impl Default for DeliverySection {
+    fn default() -> DeliverySection {
+        DeliverySection {
+            name: "events".into(),
+            stream: "events".into(),
+            transform: "newline".into(),
+            buffer_size: ByteSize(1024 * 1024),
+            buffer_interval: Duration::from_secs(10),
+            bucket: PathBuf::from("bucket"),
+        }
+    }
+}
+
+impl Config {
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    pub fn ingest_limits(&self) -> IngestLimits {
+        IngestLimits {
+            max_records: self.server.max_records_per_request,
+            max_body_bytes: self.server.max_request_bytes.0 as usize,
+            max_depth: self.server.max_json_depth,
+            ..IngestLimits::default()
+        }
+    }
+
+    /// Checks every value, naming the key and the allowed range on error.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        if !(1..=10_000).contains(&s.max_records_per_request) {
+            return invalid(
+                "server.max_records_per_request",
+                format!("{} is outside 1..=10000", s.max_records_per_request),
+            );
+        }
+        if !(1..=MAX_BODY_BYTES_LIMIT as u64).contains(&s.max_request_bytes.0) {
+            return invalid(
+                "server.max_request_bytes",
+                format!(
+                    "{} bytes is outside 1..={MAX_BODY_BYTES_LIMIT} (API Gateway's 10 MB)",
+                    s.max_request_bytes.0
+                ),
+            );
+        }
+        if let Err(e) = self.ingest_limits().validate() {
+            return invalid("server", e.to_string());
+        }
+        if !(1..=100_000).contains(&s.max_connections) {
+            return invalid(
+                "server.max_connections",
+                format!("{} is outside 1..=100000", s.max_connections),
+            );
+        }
+        for (key, d) in [
+            ("server.header_read_timeout", s.header_read_timeout),
+            ("server.body_read_timeout", s.body_read_timeout),
+            ("server.shutdown_timeout", s.shutdown_timeout),
+        ] {
+            if d.is_zero() || d > Duration::from_secs(3600) {
+                return invalid(key, format!("{} is outside 1ms..=1h", humantime::format_duration(d)));
+            }
+        }
+        if s.auth_tokens.iter().any(|t| t.len() < 16) {
+            return invalid("server.auth_tokens", "every token needs at least 16 characters");
+        }
+        if self.streams.is_empty() {
+            return invalid("streams", "define at least one stream");
+        }
+        for (i, stream) in self.streams.iter().enumerate() {
+            let key = |field: &str| format!("streams[{i}].{field}");
+            if self.streams[..i].iter().any(|other| other.name == stream.name) {
+                return invalid(key("name"), format!("{:?} is defined twice", stream.name));
+            }
+            if let Err(e) = PartitionKeySpec::parse(&stream.partition_key) {
+                return invalid(key("partition_key"), e);
+            }
+            if let Err(e) = stream.stream_config() {
+                return invalid(key(&e.key), e.message);
+            }
+        }
+        for (i, delivery) in self.deliveries.iter().enumerate() {
+            let key = |field: &str| format!("deliveries[{i}].{field}");
+            if self.deliveries[..i].iter().any(|other| other.name == delivery.name) {
+                return invalid(key("name"), format!("{:?} is defined twice", delivery.name));
+            }
+            if !self.streams.iter().any(|s| s.name == delivery.stream) {
+                return invalid(key("stream"), format!("no stream named {:?}", delivery.stream));
+            }
+            if delivery.transform != "newline" {
+                return invalid(
+                    key("transform"),
+                    format!("{:?}: the supported transform is `newline`", delivery.transform),
+                );
+            }
+            if let Err(e) = delivery.delivery_config().validate() {
+                return invalid(key(e.key), e.message);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StreamSection {
+    /// The stream's engine configuration; `Err` names the field (without the `streams[i].` prefix).
+    pub fn stream_config(&self) -> Result<weir_stream::StreamConfig, ConfigError> {
+        let sync = match self.sync.as_str() {
+            "always" => weir_stream::SyncPolicy::Always,
+            other => match humantime::parse_duration(other) {
+                Ok(every) => weir_stream::SyncPolicy::Interval(every),
+                Err(_) => {
+                    return invalid(
+                        "sync",
+                        format!("{other:?}: use `always` or an interval such as `100ms`"),
+                    );
+                }
+            },
+        };
+        let config = weir_stream::StreamConfig {
+            shard_count: self.shards,
+            retention: self.retention,
+            retention_bytes: self.retention_bytes.map(|b| b.0),
+            max_disk_bytes: self.max_disk_bytes.map(|b| b.0),
+            sync,
+            ..weir_stream::StreamConfig::default()
+        };
+        config.validate().map_err(|e| ConfigError {
+            key: match e.key {
+                "shard_count" => "shards".into(),
+                other => other.into(),
+            },
+            message: e.message,
+        })?;
+        if !valid_stream_name(&self.name) {
+            return invalid("name", format!("{:?}: use 1 to 128 of A-Z a-z 0-9 _ . -", self.name));
+        }
+        Ok(config)
+    }
+}
+
+fn valid_stream_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+impl DeliverySection {
+    pub fn delivery_config(&self) -> weir_delivery::DeliveryConfig {
+        weir_delivery::DeliveryConfig {
+            name: self.name.clone(),
+            version: 1,
+            buffer_bytes: self.buffer_size.0,
+            buffer_interval: self.buffer_interval,
+        }
+    }
+}
+
+/// A size in bytes, written as `5MiB`, `1 MiB`, `512KB` or a plain number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ByteSize, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (number, unit) = s.split_at(split);
+        let number: u64 = number.parse().map_err(|_| format!("{s:?} is not a size like `5MiB`"))?;
+        let multiplier: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KB" => 1_000,
+            "KiB" => 1 << 10,
+            "MB" => 1_000_000,
+            "MiB" => 1 << 20,
+            "GB" => 1_000_000_000,
+            "GiB" => 1 << 30,
+            other => return Err(format!("{other:?} is not a unit: use B, KB, KiB, MB, MiB, GB or GiB")),
+        };
+        number
+            .checked_mul(multiplier)
+            .map(ByteSize)
+            .ok_or_else(|| format!("{s:?} is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ByteSize, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Durations written as `10s`, `24h`, `250ms` (humantime).
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_parses_and_validates() {
+        let config = Config::parse(include_str!("../../../weir.example.toml")).expect("example parses");
+        config.validate().expect("example is valid");
+        assert_eq!(config.streams[0].name, "events");
+    }
+
+    #[test]
+    fn the_empty_config_is_the_default_pipeline() {
+        let config = Config::parse("").expect("parses");
+        config.validate().expect("valid");
+        assert_eq!(config.streams[0].shards, 4);
+        assert_eq!(config.deliveries[0].buffer_size, ByteSize(1 << 20));
+        assert_eq!(config.deliveries[0].buffer_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn invalid_values_name_the_key_and_range() {
+        for (text, key, needle) in [
+            (
+                "[server]\nmax_request_bytes = \"20MB\"",
+                "server.max_request_bytes",
+                "10000000",
+            ),
+            ("[[streams]]\nshards = 0", "streams[0].shards", "1..=1024"),
+            (
+                "[[streams]]\npartition_key = \"user_id\"",
+                "streams[0].partition_key",
+                "/",
+            ),
+            (
+                "[[deliveries]]\nbuffer_size = \"200MiB\"",
+                "deliveries[0].buffer_size",
+                "128 MiB",
+            ),
+            (
+                "[[deliveries]]\nbuffer_interval = \"901s\"",
+                "deliveries[0].buffer_interval",
+                "900s",
+            ),
+            ("[[deliveries]]\nstream = \"nope\"", "deliveries[0].stream", "nope"),
+            ("[[streams]]\nsync = \"sometimes\"", "streams[0].sync", "always"),
+        ] {
+            let config = Config::parse(text).expect("parses");
+            let e = config.validate().expect_err(text);
+            assert_eq!(e.key, key, "{text}");
+            assert!(e.to_string().contains(needle), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_units_are_rejected_at_parse() {
+        let e = Config::parse("[server]\nmax_conections = 5").expect_err("typo");
+        assert!(e.contains("max_conections"), "{e}");
+        let e = Config::parse("[[deliveries]]\nbuffer_size = \"5 parsecs\"").expect_err("unit");
+        assert!(e.contains("parsecs"), "{e}");
+    }
+
+    #[test]
+    fn sizes_take_human_units() {
+        for (text, bytes) in [("5MiB", 5 << 20), ("1 MiB", 1 << 20), ("512KB", 512_000), ("42", 42)] {
+            assert_eq!(text.parse::<ByteSize>(), Ok(ByteSize(bytes)), "{text}");
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! `weir up`: the whole pipeline in the foreground — HTTP ingest → stream → delivery → bucket.
+
+use anyhow::{Context, bail};
+use clap::Args;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+use weir_core::ingest::PartitionKeySpec;
+use weir_delivery::{Delivery, LocalDirSink};
+use weir_gateway::{AppState, ServerLimits, StreamRoute};
+use weir_stream::Stream;
+
+use crate::config::Config;
+
+/// Run the pipeline in the foreground: POST records to the HTTP API; they are durable in the stream
+/// when the API answers, and delivery writes them to objects in the bucket, exactly once.
+/// SIGTERM or Ctrl-C stops accepting, delivers everything buffered and exits.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The pipeline definition (weir.toml; see weir.example.toml). Without it, the default pipeline:
+    /// stream `events` (4 shards, random partition keys) delivered by `events` (newline transform,
+    /// 1 MiB or 10 s buffers) to `<data-dir>/bucket/`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where data lives [default: ./weir-data, or data_dir from the config].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address of the HTTP API [default: 127.0.0.1:8080, or listen from the config]. Port 0 picks a
+    /// free port (the banner says which).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Listen on a non-loopback address even though no auth_tokens are configured.
+    #[arg(long)]
+    allow_unauthenticated_remote: bool,
+}
+
+fn load(args: &UpArgs) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => Config::default(),
+    };
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    config.server.allow_unauthenticated_remote |= args.allow_unauthenticated_remote;
+    config.validate()?;
+    if !config.listen.ip().is_loopback()
+        && config.server.auth_tokens.is_empty()
+        && !config.server.allow_unauthenticated_remote
+    {
+        bail!(
+            "refusing to listen on {} without authentication: set server.auth_tokens, or pass \
+             --allow-unauthenticated-remote if this network is trusted",
+            config.listen
+        );
+    }
+    Ok(config)
+}
+
+pub fn run(args: UpArgs) -> anyhow::Result<()> {
+    let config = load(&args)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let data_dir = &config.data_dir;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let mut routes = HashMap::new();
+    for section in &config.streams {
+        let stream = Stream::open(data_dir.join("streams"), &section.name, section.stream_config()?)
+            .with_context(|| format!("opening stream {:?}", section.name))?;
+        let partition_key = PartitionKeySpec::parse(&section.partition_key).map_err(anyhow::Error::msg)?;
+        routes.insert(section.name.clone(), StreamRoute { stream, partition_key });
+    }
+    let mut deliveries = Vec::new();
+    for section in &config.deliveries {
+        let bucket = data_dir.join(&section.bucket);
+        let sink = LocalDirSink::open(&bucket).with_context(|| format!("opening bucket {}", bucket.display()))?;
+        let stream = routes[&section.stream].stream.clone();
+        let state = data_dir.join("delivery").join(&section.name);
+        deliveries.push(Delivery::start(
+            stream,
+            section.delivery_config(),
+            Arc::new(sink),
+            state,
+        )?);
+    }
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    print_banner(&config, addr, &deliveries);
+
+    let state = AppState {
+        streams: Arc::new(routes),
+        limits: config.ingest_limits(),
+        auth_tokens: Arc::new(config.server.auth_tokens.clone()),
+        body_read_timeout: config.server.body_read_timeout,
+    };
+    let limits = ServerLimits {
+        max_connections: config.server.max_connections,
+        header_read_timeout: config.server.header_read_timeout,
+        ..ServerLimits::default()
+    };
+    weir_gateway::serve(listener, weir_gateway::router(state), limits, shutdown_signal()).await;
+
+    info!("Stopped accepting requests; delivering what is buffered.");
+    let drain = async {
+        for delivery in deliveries {
+            delivery.shutdown().await;
+        }
+    };
+    if tokio::time::timeout(config.server.shutdown_timeout, drain)
+        .await
+        .is_err()
+    {
+        warn!(timeout = ?config.server.shutdown_timeout,
+            "Shutdown timed out; undelivered records stay in the stream and are delivered at the next start.");
+    }
+    info!("weir stopped.");
+    Ok(())
+}
+
+fn print_banner(config: &Config, addr: SocketAddr, deliveries: &[Delivery]) {
+    let stream = &config.streams[0].name;
+    let auth = if config.server.auth_tokens.is_empty() {
+        ""
+    } else {
+        " -H 'Authorization: Bearer <token>'"
+    };
+    println!("weir: listening on http://{addr}");
+    println!();
+    println!("  send an event:");
+    println!(
+        "    curl -sS -X POST http://{addr}/v1/streams/{stream}/records{auth} \\\n      -H 'Content-Type: application/json' -d '{{\"user_id\":42,\"event\":\"signup\"}}'"
+    );
+    println!();
+    for d in deliveries {
+        println!("  delivery {:?} writes objects under {}", d.name(), d.location());
+    }
+    println!(
+        "  data in {}; stop with Ctrl-C (buffered records are delivered first)",
+        config.data_dir.display()
+    );
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    info!("Shutdown signal received.");
+}
