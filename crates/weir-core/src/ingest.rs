@@ -15,8 +15,9 @@
 //!
 //! Limits ([`IngestLimits`]) are checked cheaply and early: the decompressed size is capped while
 //! decompressing (a gzip bomb stops one byte past the cap, without allocating more), nesting depth is
-//! counted by a byte scanner before any JSON parser sees a record (a 10,000-deep body fails in
-//! microseconds with `too_deep`), and the record count fails as soon as it is exceeded.
+//! counted by a byte scanner before any JSON parser sees a record (a 10,000-deep body fails with
+//! `too_deep` after reading `max_depth + 1` brackets), and the record count fails as soon as it is
+//! exceeded, before the rest of the body is read.
 //!
 //! Each record's data is its JSON text exactly as sent, minus surrounding whitespace, when that text has
 //! no line break (`\n` or `\r`); otherwise it is compacted by dropping the whitespace outside strings (key
@@ -161,52 +162,58 @@ impl Default for IngestLimits {
 
 /// A configured [`IngestLimits`] field out of its range.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("ingest limit {field} is {value}; it must be {min} to {max}{reason}")]
 pub struct InvalidLimit {
     /// The field's name, as in [`IngestLimits`].
     pub field: &'static str,
     /// The configured value.
     pub value: usize,
-    /// The smallest allowed value.
-    pub min: usize,
-    /// The largest allowed value.
-    pub max: usize,
-    /// Why the maximum is what it is (empty, or starts with a space).
+    /// The largest allowed value, if there is one (the smallest is always 1).
+    pub max: Option<usize>,
+    /// Where the maximum comes from, e.g. "API Gateway's payload limit" (empty without a maximum).
     pub reason: &'static str,
+}
+
+impl fmt::Display for InvalidLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ingest limit {} is {}; ", self.field, self.value)?;
+        match self.max {
+            Some(max) => write!(f, "it must be 1 to {max} ({})", self.reason),
+            None => f.write_str("it must be at least 1"),
+        }
+    }
 }
 
 impl IngestLimits {
     /// Checks every field is in range: each at least 1; `max_body_bytes` at most
     /// [`MAX_BODY_BYTES_LIMIT`], `max_record_bytes` at most Kinesis's 1 MiB, `max_depth` at most
-    /// [`MAX_DEPTH_LIMIT`].
+    /// [`MAX_DEPTH_LIMIT`]. The error names the first field out of range.
     pub fn validate(&self) -> Result<(), InvalidLimit> {
         let checks = [
-            ("max_records", self.max_records, usize::MAX, ""),
+            ("max_records", self.max_records, None, ""),
             (
                 "max_body_bytes",
                 self.max_body_bytes,
-                MAX_BODY_BYTES_LIMIT,
-                " (API Gateway's payload limit)",
+                Some(MAX_BODY_BYTES_LIMIT),
+                "API Gateway's payload limit",
             ),
             (
                 "max_record_bytes",
                 self.max_record_bytes,
-                kinesis::MAX_RECORD_DATA_BYTES,
-                " (Kinesis's record limit, 1 MiB)",
+                Some(kinesis::MAX_RECORD_DATA_BYTES),
+                "Kinesis's record limit, 1 MiB",
             ),
             (
                 "max_depth",
                 self.max_depth,
-                MAX_DEPTH_LIMIT,
-                " (serde_json's default recursion limit)",
+                Some(MAX_DEPTH_LIMIT),
+                "what serde_json parses with its default recursion limit",
             ),
         ];
         for (field, value, max, reason) in checks {
-            if !(1..=max).contains(&value) {
+            if value == 0 || max.is_some_and(|max| value > max) {
                 return Err(InvalidLimit {
                     field,
                     value,
-                    min: 1,
                     max,
                     reason,
                 });

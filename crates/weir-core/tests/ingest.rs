@@ -517,7 +517,16 @@ fn limits_default_to_put_records_and_validation_names_the_field() {
     })
     .expect_err("10 MB + 1");
     assert_eq!(e.0, "max_body_bytes");
-    assert!(e.1.contains("max_body_bytes") && e.1.contains("10000000"), "{}", e.1);
+    assert_eq!(
+        e.1,
+        "ingest limit max_body_bytes is 10000001; it must be 1 to 10000000 (API Gateway's payload limit)"
+    );
+    let e = field(IngestLimits {
+        max_records: 0,
+        ..limits
+    })
+    .expect_err("no records");
+    assert_eq!(e.1, "ingest limit max_records is 0; it must be at least 1");
     for (bad, name) in [
         (
             IngestLimits {
