@@ -1,18 +1,18 @@
 //! The router and its handlers.
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody as _};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::{BodyExt, Limited};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
 use weir_core::ingest::{self, IngestLimits, PartitionKeySpec};
+use weir_core::kinesis::HashKey;
 use weir_stream::{PutRecord, Stream};
 
 use crate::error::ApiError;
@@ -35,31 +35,28 @@ pub struct AppState {
     pub body_read_timeout: Duration,
 }
 
+/// Where records are posted.
+pub const RECORDS_PATH: &str = "/v1/streams/{stream}/records";
+/// The health check.
+pub const HEALTHZ_PATH: &str = "/healthz";
+/// Every route [`router`] serves, as (method, path) with OpenAPI's (and axum's) `{param}` syntax; `GET`
+/// also answers `HEAD`, and other methods get 405. `docs/openapi.json` documents exactly these: the
+/// `openapi` test of the `weir` crate checks the spec against this list and against a running server.
+pub const ROUTES: &[(&str, &str)] = &[("POST", RECORDS_PATH), ("GET", HEALTHZ_PATH)];
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
-            "/v1/streams/{stream}/records",
+            RECORDS_PATH,
             post(put_records).fallback(|| async { ApiError::method_not_allowed() }),
         )
         .route(
-            "/healthz",
+            HEALTHZ_PATH,
             get(|| async { Json(serde_json::json!({"status": "ok"})) })
                 .fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use GET") }),
         )
-        .fallback(|| async { ApiError::not_found("no such resource; records go to POST /v1/streams/{stream}/records") })
+        .fallback(|| async { ApiError::not_found(format!("no such resource; records go to POST {RECORDS_PATH}")) })
         .with_state(state)
-}
-
-#[derive(Debug, Serialize)]
-struct PutRecordsResponse {
-    failed_record_count: u32,
-    records: Vec<PutRecordsEntry>,
-}
-
-#[derive(Debug, Serialize)]
-struct PutRecordsEntry {
-    shard_id: String,
-    sequence_number: String,
 }
 
 async fn put_records(
@@ -78,25 +75,45 @@ async fn put_records(
     let raw = read_body(body, app.limits.max_body_bytes, app.body_read_timeout).await?;
     let decoded = ingest::decode_body(encoding, &raw, &app.limits)?;
     let records = ingest::parse_records(format, &decoded, &app.limits, &route.partition_key)?;
+    let random_keys = matches!(route.partition_key, PartitionKeySpec::Random);
     let puts = records
         .into_iter()
-        .map(|r| PutRecord::new(r.partition_key, r.data))
+        .map(|r| {
+            let mut put = PutRecord::new(r.partition_key, r.data);
+            if random_keys {
+                // A random key is 128 random bits in hex: use them as the hash key (Kinesis's
+                // ExplicitHashKey) instead of hashing them again with MD5. Just as uniform, cheaper.
+                put.explicit_hash_key = u128::from_str_radix(&put.partition_key, 16).ok().map(HashKey);
+            }
+            put
+        })
         .collect();
     let results = route.stream.try_append(puts).await.map_err(|e| {
         warn!(stream, error = %e, "Append failed.");
         ApiError::from(e)
     })?;
-    let response = PutRecordsResponse {
-        failed_record_count: 0,
-        records: results
-            .into_iter()
-            .map(|r| PutRecordsEntry {
-                shard_id: r.shard_id.to_string(),
-                sequence_number: r.sequence_number.to_string(),
-            })
-            .collect(),
-    };
-    Ok(Json(response).into_response())
+    Ok(put_records_response(&results))
+}
+
+/// `{"failed_record_count":0,"records":[{"shard_id":…,"sequence_number":…},…]}`, written directly:
+/// both fields are fixed-format ASCII, so no escaping and no string per record is needed.
+fn put_records_response(results: &[weir_stream::PutResult]) -> Response {
+    use std::io::Write;
+    let mut body = Vec::with_capacity(40 + results.len() * 90);
+    body.extend_from_slice(br#"{"failed_record_count":0,"records":["#);
+    for (i, r) in results.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        // Writing to a Vec cannot fail.
+        let _ = write!(
+            body,
+            r#"{{"shard_id":"{}","sequence_number":"{}"}}"#,
+            r.shard_id, r.sequence_number
+        );
+    }
+    body.extend_from_slice(b"]}");
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<&str>, ApiError> {
@@ -115,7 +132,18 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<&s
 }
 
 /// Reads the body, enforcing the size cap while streaming (chunked bodies included) and a deadline.
+/// A `Content-Length` over the cap is refused before any of the body is read.
 async fn read_body(body: Body, max_bytes: usize, timeout: Duration) -> Result<bytes::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body exceeds {max_bytes} bytes"),
+        )
+    };
+    if body.size_hint().lower() > max_bytes as u64 {
+        return Err(too_large());
+    }
     let limited = Limited::new(body, max_bytes);
     match tokio::time::timeout(timeout, limited.collect()).await {
         Err(_) => Err(ApiError::new(
@@ -123,11 +151,7 @@ async fn read_body(body: Body, max_bytes: usize, timeout: Duration) -> Result<by
             "body_timeout",
             format!("the request body was not received within {timeout:?}"),
         )),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the request body exceeds {max_bytes} bytes"),
-        )),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
         Ok(Err(e)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "body_read_failed",
@@ -144,7 +168,7 @@ fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .ok_or_else(ApiError::unauthorized)?;
     if app
         .auth_tokens
@@ -155,6 +179,14 @@ fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     } else {
         Err(ApiError::unauthorized())
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive (RFC 9110 §11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
 }
 
 /// Compares without an early exit, so response time does not reveal how much of a token matched.

@@ -1,4 +1,4 @@
-//! The accept loop: a cap on open connections, a header-read timeout, and graceful shutdown.
+//! The accept loop (HTTP/1.1): a cap on open connections, a header-read timeout, and graceful shutdown.
 //!
 //! As in mini-redis, the listener and the shutdown signal are passed in; a semaphore permit is taken
 //! before each accept, so at the cap new connections wait in the kernel's backlog instead of
@@ -42,7 +42,10 @@ impl Default for ServerLimits {
 pub async fn serve(listener: TcpListener, app: Router, limits: ServerLimits, shutdown: impl Future<Output = ()>) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1 only: with HTTP/2 enabled, `auto` first waits for the bytes that tell the versions apart,
+    // with no timeout, so a client that connects and sends nothing (or half an HTTP/2 preface) held its
+    // connection, and one of `max_connections`, forever. HTTP/1's header timeout starts at accept.
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())

@@ -14,7 +14,8 @@ pub struct ShardId(pub u32);
 
 impl fmt::Display for ShardId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&weir_core::kinesis::shard_id(self.0))
+        // Same format as weir_core::kinesis::shard_id, without allocating.
+        write!(f, "shardId-{:012}", self.0)
     }
 }
 

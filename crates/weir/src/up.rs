@@ -103,6 +103,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    // Handlers first: a SIGTERM that follows the banner must already mean a graceful stop.
+    let shutdown = shutdown_signal()?;
     print_banner(&config, addr, &deliveries);
 
     let state = AppState {
@@ -116,7 +118,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         header_read_timeout: config.server.header_read_timeout,
         ..ServerLimits::default()
     };
-    weir_gateway::serve(listener, weir_gateway::router(state), limits, shutdown_signal()).await;
+    weir_gateway::serve(listener, weir_gateway::router(state), limits, shutdown).await;
 
     info!("Stopped accepting requests; delivering what is buffered.");
     let drain = async {
@@ -158,24 +160,22 @@ fn print_banner(config: &Config, addr: SocketAddr, deliveries: &[Delivery]) {
     );
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the SIGTERM/SIGINT handlers now; the returned future resolves on the first signal.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    #[cfg(unix)]
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the SIGINT handler")?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    info!("Shutdown signal received.");
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        info!("Shutdown signal received.");
+    })
 }

@@ -6,6 +6,8 @@
 mod common;
 
 use common::{Weir, objects, try_http};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,29 +15,13 @@ use std::time::Duration;
 
 const CLIENTS: usize = 2;
 
-/// A tiny deterministic generator (SplitMix64) so a failing seed replays the same kill delays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo)
-    }
-}
-
 /// Posts NDJSON batches with fresh ids until told to stop; returns the acknowledged ids.
 fn client(addr: std::net::SocketAddr, tag: String, stop: Arc<AtomicBool>, seed: u64) -> Vec<String> {
-    let mut rng = Rng(seed);
+    let mut rng = StdRng::seed_from_u64(seed);
     let mut acked = Vec::new();
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
-        let size = rng.range(1, 60) as usize;
+        let size = rng.random_range(1..60);
         let ids: Vec<String> = (0..size)
             .map(|_| {
                 n += 1;
@@ -73,7 +59,7 @@ fn every_acknowledged_record_is_delivered_exactly_once_across_sigkills() {
         |v| v.parse().expect("seed"),
     );
     eprintln!("weir up crash test: {cycles} cycles, seed {seed} (rerun with WEIR_UP_CRASH_SEED={seed})");
-    let mut rng = Rng(seed);
+    let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     // Short, varied buffering so kills land before, during and after object writes.
     let config = "[[streams]]\nname = \"events\"\nshards = 3\n\n[[deliveries]]\nname = \"events\"\nstream = \"events\"\nbuffer_interval = \"30ms\"\nbuffer_size = \"1MiB\"\n";
@@ -83,11 +69,11 @@ fn every_acknowledged_record_is_delivered_exactly_once_across_sigkills() {
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..CLIENTS)
             .map(|c| {
-                let (addr, stop, tag, seed) = (weir.addr, stop.clone(), format!("c{cycle}x{c}"), rng.next());
+                let (addr, stop, tag, seed) = (weir.addr, stop.clone(), format!("c{cycle}x{c}"), rng.random());
                 std::thread::spawn(move || client(addr, tag, stop, seed))
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(rng.range(30, 400)));
+        std::thread::sleep(Duration::from_millis(rng.random_range(30..400)));
         weir.kill();
         stop.store(true, Ordering::Relaxed);
         for c in clients {
