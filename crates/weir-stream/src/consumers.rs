@@ -37,7 +37,8 @@ pub(crate) struct ConsumerStore {
     consumers: Mutex<HashMap<String, Checkpoints>>,
 }
 
-pub(crate) fn valid_name(name: &str) -> bool {
+/// Whether `name` is a valid stream or consumer name: 1 to 128 of `A-Z a-z 0-9 _ . -` (Kinesis's rule).
+pub fn valid_name(name: &str) -> bool {
     (1..=128).contains(&name.len())
         && name
             .bytes()

@@ -52,6 +52,7 @@ pub mod vfs;
 pub mod writer;
 
 pub use config::{ConfigError, RecoveryMode, StreamConfig, SyncPolicy};
+pub use consumers::valid_name;
 pub use error::{AppendError, CheckpointError, OpenError, ReadError};
 pub use stream::{ShardStats, Stream, StreamStats, stored_shard_count};
 pub use types::{

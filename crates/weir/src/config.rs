@@ -261,18 +261,11 @@ impl StreamSection {
             },
             message: e.message,
         })?;
-        if !valid_stream_name(&self.name) {
+        if !weir_stream::valid_name(&self.name) {
             return invalid("name", format!("{:?}: use 1 to 128 of A-Z a-z 0-9 _ . -", self.name));
         }
         Ok(config)
     }
-}
-
-fn valid_stream_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 impl DeliverySection {
