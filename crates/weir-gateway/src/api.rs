@@ -98,19 +98,17 @@ async fn put_records(
 /// `{"failed_record_count":0,"records":[{"shard_id":…,"sequence_number":…},…]}`, written directly:
 /// both fields are fixed-format ASCII, so no escaping and no string per record is needed.
 fn put_records_response(results: &[weir_stream::PutResult]) -> Response {
-    use std::io::Write;
     let mut body = Vec::with_capacity(40 + results.len() * 90);
     body.extend_from_slice(br#"{"failed_record_count":0,"records":["#);
     for (i, r) in results.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        // Writing to a Vec cannot fail.
-        let _ = write!(
-            body,
-            r#"{{"shard_id":"{}","sequence_number":"{}"}}"#,
-            r.shard_id, r.sequence_number
-        );
+        body.extend_from_slice(br#"{"shard_id":""#);
+        r.shard_id.write_ascii(&mut body);
+        body.extend_from_slice(br#"","sequence_number":""#);
+        r.sequence_number.write_ascii(&mut body);
+        body.extend_from_slice(br#""}"#);
     }
     body.extend_from_slice(b"]}");
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()

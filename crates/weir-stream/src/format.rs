@@ -33,8 +33,12 @@ pub const FLAG_BATCH_END: u8 = 1;
 /// Any longer length is corruption: batches are capped well below it, and trusting a flipped length
 /// would make a reader allocate gigabytes.
 pub const MAX_FRAME_PAYLOAD: u32 = 64 * 1024 * 1024;
-/// How much a cursor reads per system call.
+/// How much a cursor that wants every frame (recovery) reads per system call.
 const READ_CHUNK: usize = 1024 * 1024;
+/// A cursor that wants one shard's frames reads small: at least this much for a frame it wants…
+const SHARD_FRAME_READ: usize = 16 * 1024;
+/// …and this much for a header it has to look at (another shard's frames are skipped unread).
+const SHARD_HEADER_READ: usize = 4 * 1024;
 
 pub fn segment_header_len(shard_count: usize) -> usize {
     8 + 2 + 2 + 8 + 8 + 8 * shard_count + 4
@@ -245,13 +249,29 @@ pub enum CursorError {
     },
 }
 
-/// Walks the frames of a segment between two offsets, reading in large chunks.
+/// Walks the frames of a segment between two offsets, reading in large chunks into a buffer that is
+/// reused from read to read (a thread's cursors share one; see [`SCRATCH`]). Only the frames a caller
+/// asks for are copied out of it; the others are passed over by their header, and when their payload
+/// lies beyond the buffer it is not read at all.
 pub struct FrameCursor {
     file: Arc<dyn VfsFile>,
     offset: u64,
     end: u64,
-    buf: Bytes,
+    buf: Vec<u8>,
     buf_offset: u64,
+    buf_len: usize,
+}
+
+thread_local! {
+    /// The chunk buffer of this thread's last cursor. A fresh 1 MiB allocation per read was mapped,
+    /// zeroed and page-faulted every time: most of the readers' cost under load.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A frame header: enough to skip the frame or decide to read it.
+struct Header {
+    len: usize,
+    shard: u16,
 }
 
 impl FrameCursor {
@@ -260,8 +280,9 @@ impl FrameCursor {
             file,
             offset,
             end,
-            buf: Bytes::new(),
+            buf: SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut())),
             buf_offset: offset,
+            buf_len: 0,
         }
     }
 
@@ -272,51 +293,101 @@ impl FrameCursor {
 
     /// The next frame, `Ok(None)` exactly at `end`. Checksums are not verified here.
     pub fn next_frame(&mut self) -> Result<Option<RawFrame>, CursorError> {
-        if self.offset >= self.end {
-            return Ok(None);
+        self.next_frame_where(|_| true, READ_CHUNK, READ_CHUNK)
+    }
+
+    /// The next frame of `shard`, stepping over other shards' frames by their headers (their
+    /// checksums are not read).
+    pub fn next_frame_of(&mut self, shard: u16) -> Result<Option<RawFrame>, CursorError> {
+        self.next_frame_where(|s| s == shard, SHARD_HEADER_READ, SHARD_FRAME_READ)
+    }
+
+    fn next_frame_where(
+        &mut self,
+        wanted: impl Fn(u16) -> bool,
+        header_read: usize,
+        frame_read: usize,
+    ) -> Result<Option<RawFrame>, CursorError> {
+        loop {
+            if self.offset >= self.end {
+                return Ok(None);
+            }
+            let header = self.header(header_read)?;
+            let frame_len = FRAME_HEADER_LEN + header.len;
+            if !wanted(header.shard) {
+                if self.offset + frame_len as u64 > self.end {
+                    return Err(CursorError::Truncated { offset: self.offset });
+                }
+                self.offset += frame_len as u64;
+                continue;
+            }
+            let bytes = Bytes::copy_from_slice(self.bytes(self.offset, frame_len, frame_read)?);
+            let frame = RawFrame {
+                offset: self.offset,
+                crc: u32_at(&bytes, 4),
+                kind: bytes[8],
+                flags: bytes[9],
+                shard: header.shard,
+                bytes,
+            };
+            self.offset = frame.end();
+            return Ok(Some(frame));
         }
-        let header = self.bytes(self.offset, FRAME_HEADER_LEN)?;
-        let len = u32_at(&header, 0);
+    }
+
+    fn header(&mut self, read: usize) -> Result<Header, CursorError> {
+        let header = self.bytes(self.offset, FRAME_HEADER_LEN, read)?;
+        let len = u32_at(header, 0);
+        let shard = u16_at(header, 10);
         if len > MAX_FRAME_PAYLOAD || (len as usize) < PAYLOAD_PREFIX_LEN {
             return Err(CursorError::Corrupt {
                 offset: self.offset,
                 reason: "frame length is out of range",
             });
         }
-        let bytes = self.bytes(self.offset, FRAME_HEADER_LEN + len as usize)?;
-        let frame = RawFrame {
-            offset: self.offset,
-            crc: u32_at(&bytes, 4),
-            kind: bytes[8],
-            flags: bytes[9],
-            shard: u16_at(&bytes, 10),
-            bytes,
-        };
-        self.offset = frame.end();
-        Ok(Some(frame))
+        Ok(Header {
+            len: len as usize,
+            shard,
+        })
     }
 
-    /// `len` bytes at `offset`, from the buffer or a fresh chunk read.
-    fn bytes(&mut self, offset: u64, len: usize) -> Result<Bytes, CursorError> {
+    /// `len` bytes at `offset`, from the buffer or from a read of at least `read` bytes into it.
+    fn bytes(&mut self, offset: u64, len: usize, read: usize) -> Result<&[u8], CursorError> {
         if offset + len as u64 > self.end {
             return Err(CursorError::Truncated { offset: self.offset });
         }
-        let buf_end = self.buf_offset + self.buf.len() as u64;
+        let buf_end = self.buf_offset + self.buf_len as u64;
         if offset < self.buf_offset || offset + len as u64 > buf_end {
-            let want = (self.end - offset).min(READ_CHUNK.max(len) as u64) as usize;
-            let mut chunk = vec![0; want];
-            crate::vfs::read_exact_at(self.file.as_ref(), &mut chunk, offset).map_err(|e| {
+            let want = (self.end - offset).min(read.max(len) as u64) as usize;
+            if self.buf.len() < want {
+                self.buf.resize(want, 0);
+            }
+            self.buf_len = 0;
+            crate::vfs::read_exact_at(self.file.as_ref(), &mut self.buf[..want], offset).map_err(|e| {
                 if e.kind() == io::ErrorKind::UnexpectedEof {
                     CursorError::Truncated { offset: self.offset }
                 } else {
                     CursorError::Io(e)
                 }
             })?;
-            self.buf = Bytes::from(chunk);
             self.buf_offset = offset;
+            self.buf_len = want;
         }
         let start = (offset - self.buf_offset) as usize;
-        Ok(self.buf.slice(start..start + len))
+        Ok(&self.buf[start..start + len])
+    }
+}
+
+impl Drop for FrameCursor {
+    fn drop(&mut self) {
+        // Keep the larger buffer; a frame bigger than a chunk may have grown this one.
+        let buf = std::mem::take(&mut self.buf);
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            if buf.capacity() > s.capacity() && buf.capacity() <= 4 * READ_CHUNK {
+                *s = buf;
+            }
+        });
     }
 }
 

@@ -236,14 +236,13 @@ impl Stream {
         shard: ShardId,
     ) -> Result<Option<(u64, crate::format::FrameRecords)>, ReadError> {
         loop {
-            match cursor.frames.next_frame() {
-                Ok(Some(frame)) if frame.shard as u32 == shard.0 => {
+            match cursor.frames.next_frame_of(shard.0 as u16) {
+                Ok(Some(frame)) => {
                     let records = frame
                         .verify()
                         .map_err(|reason| corrupt(&cursor.segment, frame.offset, reason))?;
                     return Ok(Some((frame.offset, records)));
                 }
-                Ok(Some(_)) => {}
                 Ok(None) => {
                     let state = self.shared.read_state();
                     // By id, not position: retention may have removed segments meanwhile.

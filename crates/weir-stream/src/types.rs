@@ -12,11 +12,32 @@ use weir_core::kinesis::HashKey;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ShardId(pub u32);
 
+impl ShardId {
+    /// Appends `shardId-000000000003` to `out`: the Display form, for hot paths (padded integer
+    /// formatting through `fmt` costs a call per digit).
+    pub fn write_ascii(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"shardId-");
+        push_digits(out, u64::from(self.0), 12);
+    }
+}
+
 impl fmt::Display for ShardId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Same format as weir_core::kinesis::shard_id, without allocating.
         write!(f, "shardId-{:012}", self.0)
     }
+}
+
+/// Appends `value` in decimal, zero-padded to `width` digits (wider values are written whole).
+fn push_digits(out: &mut Vec<u8>, mut value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut i = digits.len();
+    while value > 0 {
+        i -= 1;
+        digits[i] = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    out.extend_from_slice(&digits[(digits.len() - width).min(i)..]);
 }
 
 impl FromStr for ShardId {
@@ -46,6 +67,13 @@ pub struct SequenceNumber {
 
 impl SequenceNumber {
     pub const STRING_LEN: usize = 32;
+
+    /// Appends the 32-digit Display form to `out`, for hot paths (see [`ShardId::write_ascii`]).
+    pub fn write_ascii(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"49");
+        push_digits(out, u64::from(self.shard.0), 10);
+        push_digits(out, self.offset, 20);
+    }
 }
 
 impl fmt::Display for SequenceNumber {
@@ -261,5 +289,26 @@ mod tests {
         assert_eq!(b.to_string(), "49000000000100000000000000000010");
         assert!("0049".parse::<SequenceNumber>().is_err());
         assert!("59000000000100000000000000000000".parse::<SequenceNumber>().is_err());
+    }
+
+    #[test]
+    fn ascii_writers_match_display() {
+        for (shard, offset) in [
+            (0, 0),
+            (3, 7),
+            (12, 1_234_567_890),
+            (u32::MAX, u64::MAX),
+            (1_000_000, 10),
+        ] {
+            let seq = SequenceNumber {
+                shard: ShardId(shard),
+                offset,
+            };
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            seq.write_ascii(&mut a);
+            seq.shard.write_ascii(&mut b);
+            assert_eq!(String::from_utf8(a).expect("ASCII"), seq.to_string());
+            assert_eq!(String::from_utf8(b).expect("ASCII"), seq.shard.to_string());
+        }
     }
 }
