@@ -25,8 +25,18 @@ pub fn batch_id(delivery: &str, shard_id: &str, first: &str, last: &str) -> Uuid
 pub fn default_object_key(delivery: &str, version: u32, oldest_arrival_ms: i64, id: Uuid, extension: &str) -> String {
     let time = utc(oldest_arrival_ms);
     format!(
-        "{}{delivery}-{version}-{}-{id}{extension}",
+        "{}{}",
         time.format("%Y/%m/%d/%H/"),
+        object_name(delivery, version, oldest_arrival_ms, id, extension)
+    )
+}
+
+/// The part of an object key after the prefix: `<delivery>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid><extension>`
+/// (see [`crate::prefix`] for the prefix).
+pub fn object_name(delivery: &str, version: u32, oldest_arrival_ms: i64, id: Uuid, extension: &str) -> String {
+    let time = utc(oldest_arrival_ms);
+    format!(
+        "{delivery}-{version}-{}-{id}{extension}",
         time.format("%Y-%m-%d-%H-%M-%S")
     )
 }

@@ -474,6 +474,11 @@ impl JsonPointer {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
+    /// The reference tokens, unescaped (`~1` → `/`, `~0` → `~`).
+    pub fn tokens(&self) -> &[String] {
+        &self.tokens
+    }
 }
 
 impl fmt::Display for JsonPointer {

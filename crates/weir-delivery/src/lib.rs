@@ -1,41 +1,54 @@
-//! weir-delivery: the Firehose of weir's single-machine shape.
+//! weir-delivery: the Firehose of weir's single-machine shape (docs/delivery.md).
 //!
 //! A delivery stream is a named consumer of a stream. Per shard it reads records, buffers them until
 //! the buffer holds `buffer_bytes` or its first record has waited `buffer_interval` (Firehose's
-//! buffering hints), transforms them (the seed's newline transform) and writes one object per batch
-//! to a [`Sink`], under Firehose's default key layout.
+//! buffering hints), then plans the batch's objects — transform (Firehose's contract, retried),
+//! partition, name with Firehose's prefixes, encode, and route failures to the error output — and
+//! writes them to a [`Sink`].
 //!
 //! # Exactly once
 //! For each batch, in this order:
 //! 1. its boundaries (shard, first and last sequence number) are recorded durably ([`intent`]);
-//! 2. its object is written under a key derived from those boundaries (deterministic UUID, the oldest
-//!    record's arrival time), durably and atomically;
+//! 2. its objects are written under keys derived from those boundaries (deterministic UUIDs and random
+//!    strings, the oldest record's arrival time), durably and atomically;
 //! 3. the stream consumer's checkpoint moves to the batch's last record.
 //!
-//! A crash after 1 or 2 replays the recorded batch at start: the same records, the same key, the same
-//! bytes — the object is rewritten, never duplicated. A crash after 3 leaves nothing to do. So every
-//! record acknowledged by the stream lands in exactly one object.
+//! A crash after 1 or 2 replays the recorded batch at start: the same records, the same keys, the same
+//! bytes — objects are rewritten, never duplicated. A crash after 3 leaves nothing to do. So every
+//! record acknowledged by the stream lands in exactly one place: an object, the error output, or the
+//! dropped count.
 //!
 //! # Layout
-//! - [`config`]: buffering hints and their ranges.
-//! - [`shard`]: the per-shard loop: read, buffer, flush, replay.
+//! - [`config`]: buffering hints, processor, prefixes, partitioning, format; Firehose's ranges.
+//! - `shard`: the per-shard loop: read, buffer, flush, replay.
+//! - `plan`: one batch → its objects (transform, partition, name, encode, error output).
+//! - `command`: a program as the transformation Lambda (Firehose's JSON on stdin and stdout).
+//! - [`partition`]: partition keys from jq queries (Firehose's inline parsing).
+//! - [`encode`]: NDJSON, CSV and Parquet; gzip, zstd and Snappy.
 //! - [`intent`]: batch intents.
-//! - [`sink`]: the destination (a local directory; S3 comes with the Firehose-parity work).
+//! - [`redrive`]: failed records through the current transform again.
+//! - [`sink`]: the destination (a local directory; or S3 and any S3-compatible store through `object_store`).
 
+mod command;
 pub mod config;
+pub mod encode;
 pub mod intent;
+pub mod partition;
+mod plan;
+pub mod redrive;
 mod shard;
 pub mod sink;
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use weir_stream::Stream;
 
 pub use config::{ConfigError, DeliveryConfig};
-pub use sink::{LocalDirSink, Sink};
+pub use sink::{LocalDirSink, S3Config, S3Sink, S3SinkError, Sink};
 
 /// Starting a delivery stream failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,11 +76,113 @@ pub struct DeliveryStats {
     pub records_skipped: AtomicU64,
     /// Unix ms of the newest delivered object's oldest record (Firehose's data freshness).
     pub last_delivered_arrival_ms: AtomicU64,
+    /// Records the transform dropped on purpose.
+    pub records_dropped: AtomicU64,
+    /// Records written to the error output (processing, partitioning or format conversion failed).
+    pub records_failed: AtomicU64,
+    /// Transform invocations that failed as a whole and were retried.
+    pub transform_retries: AtomicU64,
+    /// Error-output objects written.
+    pub error_objects: AtomicU64,
+    /// Per shard, in shard order: what its loop holds right now.
+    pub shards: Vec<ShardGauges>,
+    /// The newest delivered objects, newest last (at most [`RECENT_OBJECTS`]).
+    pub recent_objects: Mutex<VecDeque<DeliveredObject>>,
+    /// The newest failed records, newest last (at most [`RECENT_OBJECTS`]).
+    pub recent_failures: Mutex<VecDeque<FailedRecord>>,
+}
+
+/// A record that went to the error output.
+#[derive(Debug, Clone)]
+pub struct FailedRecord {
+    pub arrival_ms: i64,
+    pub error_code: String,
+    pub error_message: String,
+    /// The start of the original record, lossily decoded.
+    pub data_preview: String,
+}
+
+/// How many delivered objects [`DeliveryStats::recent_objects`] remembers.
+pub const RECENT_OBJECTS: usize = 32;
+
+/// One shard loop's current state.
+#[derive(Debug, Default)]
+pub struct ShardGauges {
+    pub millis_behind_latest: AtomicU64,
+    pub buffered_records: AtomicU64,
+    pub buffered_bytes: AtomicU64,
+    /// Arrival time (Unix ms) of the oldest buffered record; 0 when the buffer is empty.
+    pub oldest_buffered_arrival_ms: AtomicU64,
+}
+
+/// An object delivery wrote.
+#[derive(Debug, Clone)]
+pub struct DeliveredObject {
+    pub key: String,
+    pub size: u64,
+    pub records: u64,
+    pub written_ms: i64,
+    /// The error output type (`processing-failed`, …) for error-output objects.
+    pub error_output: Option<&'static str>,
 }
 
 impl DeliveryStats {
+    fn new(shards: usize) -> DeliveryStats {
+        DeliveryStats {
+            shards: (0..shards).map(|_| ShardGauges::default()).collect(),
+            ..DeliveryStats::default()
+        }
+    }
+
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Records read and not yet delivered.
+    pub fn records_buffered(&self) -> u64 {
+        self.shards.iter().map(|s| Self::get(&s.buffered_records)).sum()
+    }
+
+    /// Arrival time of the oldest record read but not delivered, if any.
+    pub fn oldest_buffered_arrival_ms(&self) -> Option<u64> {
+        self.shards
+            .iter()
+            .map(|s| Self::get(&s.oldest_buffered_arrival_ms))
+            .filter(|&ms| ms > 0)
+            .min()
+    }
+
+    /// The newest delivered objects, newest first.
+    pub fn recent_objects(&self, limit: usize) -> Vec<DeliveredObject> {
+        let recent = self.recent_objects.lock().unwrap_or_else(|e| e.into_inner());
+        recent.iter().rev().take(limit).cloned().collect()
+    }
+
+    /// The newest failed records, newest first.
+    pub fn recent_failures(&self, limit: usize) -> Vec<FailedRecord> {
+        let recent = self.recent_failures.lock().unwrap_or_else(|e| e.into_inner());
+        recent.iter().rev().take(limit).cloned().collect()
+    }
+
+    fn remember_failure(&self, failure: plan::FailedRecord) {
+        let mut recent = self.recent_failures.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() == RECENT_OBJECTS {
+            recent.pop_front();
+        }
+        recent.push_back(FailedRecord {
+            arrival_ms: failure.arrival_ms,
+            error_code: failure.error.code.into_owned(),
+            error_message: failure.error.message,
+            data_preview: failure.data_preview,
+        });
+    }
+
+    fn remember(&self, object: DeliveredObject) {
+        let mut recent = self.recent_objects.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() == RECENT_OBJECTS {
+            recent.pop_front();
+        }
+        recent.push_back(object);
     }
 }
 
@@ -92,6 +207,7 @@ impl Delivery {
         state_dir: impl Into<PathBuf>,
     ) -> Result<Delivery, DeliveryError> {
         config.validate()?;
+        let setup = setup(&config, stream.name())?;
         let consumer = format!("firehose-{}", config.name);
         stream.register_consumer(&consumer)?;
         let state_dir = state_dir.into();
@@ -99,12 +215,12 @@ impl Delivery {
             path: state_dir.clone(),
             source,
         })?;
-        let stats = Arc::new(DeliveryStats::default());
+        let stats = Arc::new(DeliveryStats::new(stream.shard_ids().len()));
         let (shutdown, stopping) = watch::channel(false);
         let ctx = Arc::new(shard::Context {
             stream: stream.clone(),
             consumer: consumer.clone(),
-            config: config.clone(),
+            setup,
             sink: sink.clone(),
             intents,
             stats: stats.clone(),
@@ -141,6 +257,10 @@ impl Delivery {
         self.sink.location()
     }
 
+    pub fn sink(&self) -> &Arc<dyn Sink> {
+        &self.sink
+    }
+
     /// Delivers everything buffered, checkpoints, and stops. Records still in the stream are delivered
     /// at the next start.
     pub async fn shutdown(self) {
@@ -149,4 +269,37 @@ impl Delivery {
             let _ = task.await;
         }
     }
+}
+
+/// Builds what the shard loops share from a validated configuration.
+fn setup(config: &DeliveryConfig, stream: &str) -> Result<plan::Setup, ConfigError> {
+    let config_error = |key: &'static str, message: String| ConfigError { key, message };
+    let transform: Box<dyn weir_core::transform::Transform> = match &config.processor.command {
+        Some(argv) => Box::new(command::CommandTransform::new(
+            argv.clone(),
+            config.processor.timeout,
+            &config.name,
+            stream,
+        )),
+        None => config
+            .transform
+            .build()
+            .map_err(|e| config_error("transform", e.to_string()))?,
+    };
+    let query_keys: Option<plan::QueryKeysFn> = match &config.dynamic_partitioning {
+        Some(dp) if !dp.query_keys.is_empty() => {
+            let query = partition::QueryKeys::from_keys(&dp.query_keys)
+                .map_err(|e| config_error("dynamic_partitioning.query_keys", e.to_string()))?;
+            Some(Box::new(move |record: &[u8]| query.extract(record)))
+        }
+        _ => None,
+    };
+    Ok(plan::Setup {
+        config: config.clone(),
+        transform,
+        prefixes: config.prefixes()?,
+        query_keys,
+        format: config.format.clone(),
+        compression: config.compression,
+    })
 }

@@ -9,8 +9,8 @@ use weir_core::firehose;
 use weir_stream::{ReadLimits, Record, SequenceNumber, ShardId, ShardIterator, ShardIteratorType, Stream};
 
 use crate::DeliveryStats;
-use crate::config::DeliveryConfig;
 use crate::intent::{BatchIntent, IntentStore};
+use crate::plan::{self, Setup};
 use crate::sink::Sink;
 
 /// Retries of a failed object write back off up to this long.
@@ -21,7 +21,7 @@ const IDLE_WAIT: Duration = Duration::from_secs(3600);
 pub(crate) struct Context {
     pub stream: Stream,
     pub consumer: String,
-    pub config: DeliveryConfig,
+    pub setup: Setup,
     pub sink: Arc<dyn Sink>,
     pub intents: IntentStore,
     pub stats: Arc<DeliveryStats>,
@@ -42,7 +42,7 @@ pub(crate) async fn run(ctx: Arc<Context>, shard: ShardId, mut stopping: watch::
             Ok(()) => break,
             Err(e) => {
                 ctx.stats.delivery_failures.fetch_add(1, Relaxed);
-                error!(delivery = %ctx.config.name, %shard, error = %e, "Replaying the pending batch failed; retrying.");
+                error!(delivery = %ctx.setup.config.name, %shard, error = %e, "Replaying the pending batch failed; retrying.");
                 if *stopping.borrow() || !backoff.wait(&mut stopping).await {
                     return;
                 }
@@ -53,7 +53,7 @@ pub(crate) async fn run(ctx: Arc<Context>, shard: ShardId, mut stopping: watch::
         Ok(Some(it)) => it,
         Ok(None) => unreachable!("the consumer is registered before the shard loops start"),
         Err(e) => {
-            error!(delivery = %ctx.config.name, %shard, error = %e, "Cannot resume; this shard is not delivered.");
+            error!(delivery = %ctx.setup.config.name, %shard, error = %e, "Cannot resume; this shard is not delivered.");
             return;
         }
     };
@@ -63,17 +63,17 @@ pub(crate) async fn run(ctx: Arc<Context>, shard: ShardId, mut stopping: watch::
         let got_records = match read_more(&ctx, &mut it, &mut buffer) {
             Ok(got) => got,
             Err(e) => {
-                error!(delivery = %ctx.config.name, %shard, error = %e, "Reading the stream failed; retrying.");
+                error!(delivery = %ctx.setup.config.name, %shard, error = %e, "Reading the stream failed; retrying.");
                 if !backoff.wait(&mut stopping).await {
                     return;
                 }
                 continue;
             }
         };
-        let due = buffer.bytes >= ctx.config.buffer_bytes
+        let due = buffer.bytes >= ctx.setup.config.buffer_bytes
             || buffer
                 .since
-                .is_some_and(|since| since.elapsed() >= ctx.config.buffer_interval);
+                .is_some_and(|since| since.elapsed() >= ctx.setup.config.buffer_interval);
         if !buffer.records.is_empty() && (due || stop) {
             // On shutdown the loop keeps reading and flushing until the shard is drained. A batch
             // that could not be delivered ends the loop: its intent must stay the shard's last one,
@@ -90,7 +90,7 @@ pub(crate) async fn run(ctx: Arc<Context>, shard: ShardId, mut stopping: watch::
             continue;
         }
         let wait = buffer.since.map_or(IDLE_WAIT, |since| {
-            ctx.config.buffer_interval.saturating_sub(since.elapsed())
+            ctx.setup.config.buffer_interval.saturating_sub(since.elapsed())
         });
         tokio::select! {
             _ = ctx.stream.wait_for_records(&it, wait) => {}
@@ -102,7 +102,7 @@ pub(crate) async fn run(ctx: Arc<Context>, shard: ShardId, mut stopping: watch::
 /// Reads what is available into the buffer, up to the buffer's remaining room. Returns whether
 /// anything was read.
 fn read_more(ctx: &Context, it: &mut ShardIterator, buffer: &mut Buffer) -> Result<bool, weir_stream::ReadError> {
-    let room = ctx.config.buffer_bytes.saturating_sub(buffer.bytes).max(1);
+    let room = ctx.setup.config.buffer_bytes.saturating_sub(buffer.bytes).max(1);
     let limits = ReadLimits {
         max_records: 10_000,
         max_bytes: usize::try_from(room).unwrap_or(usize::MAX),
@@ -110,10 +110,12 @@ fn read_more(ctx: &Context, it: &mut ShardIterator, buffer: &mut Buffer) -> Resu
     let batch = ctx.stream.read(it, limits)?;
     if batch.skipped_records > 0 {
         ctx.stats.records_skipped.fetch_add(batch.skipped_records, Relaxed);
-        error!(delivery = %ctx.config.name, shard = %it.shard_id(), records = batch.skipped_records,
+        error!(delivery = %ctx.setup.config.name, shard = %it.shard_id(), records = batch.skipped_records,
             "Records were removed from the stream before delivery read them.");
     }
     *it = batch.next_iterator;
+    let gauges = &ctx.stats.shards[it.shard_id().0 as usize];
+    gauges.millis_behind_latest.store(batch.millis_behind_latest, Relaxed);
     if batch.records.is_empty() {
         return Ok(false);
     }
@@ -121,6 +123,14 @@ fn read_more(ctx: &Context, it: &mut ShardIterator, buffer: &mut Buffer) -> Resu
     buffer.since.get_or_insert_with(Instant::now);
     buffer.bytes += batch.records.iter().map(|r| r.data.len() as u64).sum::<u64>();
     buffer.records.extend(batch.records);
+    gauges.buffered_records.store(buffer.records.len() as u64, Relaxed);
+    gauges.buffered_bytes.store(buffer.bytes, Relaxed);
+    if let Some(first) = buffer.records.first() {
+        let arrival = u64::try_from(first.approximate_arrival_timestamp_ms)
+            .unwrap_or(1)
+            .max(1);
+        gauges.oldest_buffered_arrival_ms.store(arrival, Relaxed);
+    }
     Ok(true)
 }
 
@@ -140,15 +150,17 @@ async fn flush(ctx: &Arc<Context>, buffer: &mut Buffer, stopping: &watch::Receiv
             return true;
         };
         ctx.stats.delivery_failures.fetch_add(1, Relaxed);
-        warn!(delivery = %ctx.config.name, error = %e, "Delivering an object failed; retrying.");
+        warn!(delivery = %ctx.setup.config.name, error = %e, "Delivering an object failed; retrying.");
         if *stopping.borrow() || !backoff.wait(&mut stopping).await {
-            warn!(delivery = %ctx.config.name, "Stopping with an undelivered batch; it is delivered at the next start.");
+            warn!(delivery = %ctx.setup.config.name, "Stopping with an undelivered batch; it is delivered at the next start.");
             return false;
         }
     }
 }
 
 /// Steps 1–3 of the exactly-once protocol (see the crate docs) for one batch of consecutive records.
+/// Step 2 may write several objects (one per partition, plus error output); the checkpoint moves only
+/// after every one of them is durable, and a replay plans and writes the same objects again.
 fn deliver(ctx: &Context, records: &[Record], record_intent: bool) -> Result<(), String> {
     let (Some(first), Some(last)) = (records.first(), records.last()) else {
         return Ok(());
@@ -161,29 +173,51 @@ fn deliver(ctx: &Context, records: &[Record], record_intent: bool) -> Result<(),
             .map_err(|e| format!("recording the batch intent: {e}"))?;
     }
     let id = firehose::batch_id(
-        &ctx.config.name,
+        &ctx.setup.config.name,
         &shard.to_string(),
         &first_seq.to_string(),
         &last_seq.to_string(),
     );
-    let key = firehose::default_object_key(
-        &ctx.config.name,
-        ctx.config.version,
-        first.approximate_arrival_timestamp_ms,
-        id,
-        "",
-    );
-    let body = firehose::newline_delimited(records.iter().map(|r| &r.data[..]));
-    ctx.sink
-        .put(&key, &body)
-        .map_err(|e| format!("writing object {key}: {e}"))?;
+    let now = weir_stream::Clock::now_ms(&weir_stream::SystemClock);
+    let plan = plan::plan(&ctx.setup, records, id, now);
+    for object in &plan.objects {
+        ctx.sink
+            .put(&object.key, &object.body)
+            .map_err(|e| format!("writing object {}: {e}", object.key))?;
+    }
     ctx.stream
         .checkpoint(&ctx.consumer, last_seq)
         .map_err(|e| format!("checkpointing {last_seq}: {e}"))?;
+
     let stats = &ctx.stats;
-    stats.records_delivered.fetch_add(records.len() as u64, Relaxed);
-    stats.bytes_delivered.fetch_add(body.len() as u64, Relaxed);
-    stats.objects_delivered.fetch_add(1, Relaxed);
+    // The batch left the buffer: its shard holds nothing until the next read.
+    let gauges = &stats.shards[shard.0 as usize];
+    gauges.buffered_records.store(0, Relaxed);
+    gauges.buffered_bytes.store(0, Relaxed);
+    gauges.oldest_buffered_arrival_ms.store(0, Relaxed);
+    stats.records_delivered.fetch_add(plan.delivered, Relaxed);
+    stats.records_dropped.fetch_add(plan.dropped, Relaxed);
+    stats.records_failed.fetch_add(plan.failed, Relaxed);
+    stats.transform_retries.fetch_add(plan.retries, Relaxed);
+    for object in plan.objects {
+        let counter = if object.error.is_some() {
+            &stats.error_objects
+        } else {
+            stats.bytes_delivered.fetch_add(object.body.len() as u64, Relaxed);
+            &stats.objects_delivered
+        };
+        counter.fetch_add(1, Relaxed);
+        stats.remember(crate::DeliveredObject {
+            key: object.key,
+            size: object.body.len() as u64,
+            records: object.records,
+            written_ms: now,
+            error_output: object.error.map(|e| e.as_str()),
+        });
+    }
+    for failure in plan.failures {
+        stats.remember_failure(failure);
+    }
     stats.last_delivered_arrival_ms.fetch_max(
         u64::try_from(first.approximate_arrival_timestamp_ms).unwrap_or(0),
         Relaxed,
@@ -212,12 +246,12 @@ async fn replay_pending(ctx: &Arc<Context>, shard: ShardId) -> Result<(), String
     let expected_first = checkpoint.map_or(0, |c| c.offset + 1);
     let trim = ctx.stream.stats().shards[shard.0 as usize].trim_offset;
     if first.offset < expected_first || (first.offset > expected_first && trim <= expected_first) {
-        error!(delivery = %ctx.config.name, %shard, intent_first = %first, checkpoint = ?checkpoint,
+        error!(delivery = %ctx.setup.config.name, %shard, intent_first = %first, checkpoint = ?checkpoint,
             "Ignoring a batch intent that does not follow the checkpoint.");
         return Ok(());
     }
     let records = read_exactly(&ctx.stream, first, last)?;
-    info!(delivery = %ctx.config.name, %shard, first = %first, last = %last, "Replaying a batch interrupted by a crash.");
+    info!(delivery = %ctx.setup.config.name, %shard, first = %first, last = %last, "Replaying a batch interrupted by a crash.");
     let ctx2 = ctx.clone();
     tokio::task::spawn_blocking(move || deliver(&ctx2, &records, false))
         .await

@@ -37,6 +37,7 @@ fn start(s: &Setup, buffer_bytes: u64, interval: Duration) -> Delivery {
         version: 1,
         buffer_bytes,
         buffer_interval: interval,
+        ..DeliveryConfig::default()
     };
     Delivery::start(s.stream.clone(), config, Arc::new(sink), s.root.join("delivery/events")).expect("start")
 }

@@ -9,13 +9,14 @@ use axum::{Json, Router};
 use http_body_util::{BodyExt, Limited};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::warn;
 use weir_core::ingest::{self, IngestLimits, PartitionKeySpec};
 use weir_core::kinesis::HashKey;
 use weir_stream::{PutRecord, Stream};
 
 use crate::error::ApiError;
+use crate::status::{GatewayMetrics, PipelineStatus, StatusSource};
 
 /// A stream the API accepts records for.
 #[derive(Debug, Clone)]
@@ -33,16 +34,41 @@ pub struct AppState {
     pub auth_tokens: Arc<Vec<String>>,
     /// How long reading a request body may take (slow clients are cut off with 408).
     pub body_read_timeout: Duration,
+    /// The records route's own counters and latency.
+    pub metrics: Arc<GatewayMetrics>,
+    /// The rest of the pipeline, for `/metrics` and the dashboard's `/api/*`.
+    pub status: Arc<dyn StatusSource>,
+}
+
+impl std::fmt::Debug for dyn StatusSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StatusSource")
+    }
 }
 
 /// Where records are posted.
 pub const RECORDS_PATH: &str = "/v1/streams/{stream}/records";
 /// The health check.
 pub const HEALTHZ_PATH: &str = "/healthz";
+/// Prometheus metrics.
+pub const METRICS_PATH: &str = "/metrics";
+/// The pipeline's status as JSON (the dashboard polls it).
+pub const STATUS_PATH: &str = "/api/status";
+/// The newest delivered objects with a preview.
+pub const OBJECTS_PATH: &str = "/api/objects";
+/// The newest records that failed processing.
+pub const ERRORS_PATH: &str = "/api/errors";
 /// Every route [`router`] serves, as (method, path) with OpenAPI's (and axum's) `{param}` syntax; `GET`
 /// also answers `HEAD`, and other methods get 405. `docs/openapi.json` documents exactly these: the
 /// `openapi` test of the `weir` crate checks the spec against this list and against a running server.
-pub const ROUTES: &[(&str, &str)] = &[("POST", RECORDS_PATH), ("GET", HEALTHZ_PATH)];
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", RECORDS_PATH),
+    ("GET", HEALTHZ_PATH),
+    ("GET", METRICS_PATH),
+    ("GET", STATUS_PATH),
+    ("GET", OBJECTS_PATH),
+    ("GET", ERRORS_PATH),
+];
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -55,17 +81,129 @@ pub fn router(state: AppState) -> Router {
             get(|| async { Json(serde_json::json!({"status": "ok"})) })
                 .fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use GET") }),
         )
+        .route(METRICS_PATH, get(metrics).fallback(get_only))
+        .route(STATUS_PATH, get(status).fallback(get_only))
+        .route(OBJECTS_PATH, get(recent_objects).fallback(get_only))
+        .route(ERRORS_PATH, get(recent_failures).fallback(get_only))
+        // The dashboard (`/`, `/assets/…`): a page for people, not part of the API, so not in ROUTES.
+        .merge(crate::dashboard::router())
         .fallback(|| async { ApiError::not_found(format!("no such resource; records go to POST {RECORDS_PATH}")) })
         .with_state(state)
 }
 
+async fn get_only() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use GET")
+}
+
+/// The records route, measured: every response is counted by status, every acknowledgement timed.
 async fn put_records(
     State(app): State<AppState>,
     Path(stream): Path<String>,
     headers: HeaderMap,
     body: Body,
+) -> Response {
+    let started = Instant::now();
+    let response = match accept_records(&app, stream, headers, body).await {
+        Ok((response, records, bytes)) => {
+            app.metrics.record_accepted(records, bytes, started.elapsed());
+            response
+        }
+        Err(e) => e.into_response(),
+    };
+    app.metrics.record_response(response.status().as_u16());
+    response
+}
+
+fn snapshot(app: &AppState) -> PipelineStatus {
+    PipelineStatus {
+        version: env!("CARGO_PKG_VERSION"),
+        now_ms: crate::status::now_ms(),
+        started_ms: app.metrics.started_ms(),
+        gateway: app.metrics.snapshot(),
+        streams: app.status.streams(),
+        deliveries: app.status.deliveries(),
+        warehouse: app.status.warehouse(),
+    }
+}
+
+async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&app, &headers)?;
+    let text = crate::status::prometheus_text(&snapshot(&app));
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response())
+}
+
+async fn status(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&app, &headers)?;
+    Ok(Json(snapshot(&app)).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+/// At most this many items per list request.
+const MAX_LIST: usize = 100;
+
+fn list_limit(
+    query: Result<axum::extract::Query<Limit>, axum::extract::rejection::QueryRejection>,
+) -> Result<usize, ApiError> {
+    let axum::extract::Query(Limit { limit }) = query.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("limit must be a number from 1 to {MAX_LIST}: {e}"),
+        )
+    })?;
+    match limit.unwrap_or(10) {
+        n @ 1..=MAX_LIST => Ok(n),
+        n => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("limit {n} is not from 1 to {MAX_LIST}"),
+        )),
+    }
+}
+
+async fn recent_objects(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    query: Result<axum::extract::Query<Limit>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&app, &headers)?;
+    let limit = list_limit(query)?;
+    // Previews read files: keep that off the async workers.
+    let objects = tokio::task::spawn_blocking(move || app.status.recent_objects(limit))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok(Json(objects).into_response())
+}
+
+async fn recent_failures(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    query: Result<axum::extract::Query<Limit>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&app, &headers)?;
+    let limit = list_limit(query)?;
+    let failures = tokio::task::spawn_blocking(move || app.status.recent_failures(limit))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok(Json(failures).into_response())
+}
+
+/// Validates, stores and acknowledges one request; returns the response, its records and their bytes.
+async fn accept_records(
+    app: &AppState,
+    stream: String,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(Response, u64, u64), ApiError> {
+    authorize(app, &headers)?;
     let route = app
         .streams
         .get(&stream)
@@ -75,6 +213,7 @@ async fn put_records(
     let raw = read_body(body, app.limits.max_body_bytes, app.body_read_timeout).await?;
     let decoded = ingest::decode_body(encoding, &raw, &app.limits)?;
     let records = ingest::parse_records(format, &decoded, &app.limits, &route.partition_key)?;
+    let (count, bytes) = (records.len() as u64, records.iter().map(|r| r.data.len() as u64).sum());
     let random_keys = matches!(route.partition_key, PartitionKeySpec::Random);
     let puts = records
         .into_iter()
@@ -92,7 +231,7 @@ async fn put_records(
         warn!(stream, error = %e, "Append failed.");
         ApiError::from(e)
     })?;
-    Ok(put_records_response(&results))
+    Ok((put_records_response(&results), count, bytes))
 }
 
 /// `{"failed_record_count":0,"records":[{"shard_id":…,"sequence_number":…},…]}`, written directly:

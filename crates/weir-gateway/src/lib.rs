@@ -9,12 +9,16 @@
 //!
 //! # Layout
 //! - [`api`]: the router and handlers.
+//! - [`dashboard`]: the live dashboard at `GET /`, its files compiled in.
 //! - [`error`]: API errors and their HTTP statuses.
 //! - [`server`]: the accept loop: connection cap, header-read timeout, graceful shutdown.
+//! - [`status`]: the pipeline's status snapshot, as JSON (`/api/status`) and Prometheus text (`/metrics`).
 
 pub mod api;
+pub mod dashboard;
 pub mod error;
 pub mod server;
+pub mod status;
 
 pub use api::{AppState, StreamRoute, router};
 pub use server::{ServerLimits, serve};

@@ -33,6 +33,8 @@ pub(crate) struct Counters {
     pub records_expired: AtomicU64,
     pub unconsumed_records_removed: AtomicU64,
     pub acknowledged_records_lost: AtomicU64,
+    /// Record data bytes appended per shard (Kinesis's IncomingBytes).
+    pub shard_data_bytes: Vec<AtomicU64>,
 }
 
 impl Counters {
@@ -170,6 +172,8 @@ pub struct ShardStats {
     pub next_offset: u64,
     /// Arrival time of the newest record (epoch ms), 0 if none.
     pub last_arrival_ms: i64,
+    /// Record data bytes appended to the shard since the stream was opened.
+    pub data_bytes_appended: u64,
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -237,7 +241,10 @@ impl Stream {
             state: RwLock::new(recovered.state),
             consumers,
             published: watch::Sender::new(0),
-            counters: Counters::default(),
+            counters: Counters {
+                shard_data_bytes: (0..shard_count).map(|_| AtomicU64::new(0)).collect(),
+                ..Counters::default()
+            },
             truncated_at_open: recovered.truncated_bytes,
             _lock: lock,
         });
@@ -452,6 +459,7 @@ impl Stream {
                     trim_offset: tip.trim_seq,
                     next_offset: tip.next_seq,
                     last_arrival_ms: tip.last_arrival_ms,
+                    data_bytes_appended: c.shard_data_bytes.get(i).map_or(0, get),
                 })
                 .collect(),
         }

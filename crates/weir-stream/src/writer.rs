@@ -237,6 +237,13 @@ impl Writer {
         counters.add(&counters.bytes_appended, bytes);
         counters.add(&counters.batches_appended, appends.len() as u64);
         counters.add(&counters.groups_written, 1);
+        for append in &appends {
+            for (record, &shard) in append.records.iter().zip(&append.shards) {
+                if let Some(c) = counters.shard_data_bytes.get(shard as usize) {
+                    counters.add(c, record.data.len() as u64);
+                }
+            }
+        }
         for (append, result) in appends.into_iter().zip(results) {
             let _ = append.reply.send(Ok(result));
         }

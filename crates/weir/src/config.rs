@@ -7,6 +7,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use weir_core::ingest::{IngestLimits, MAX_BODY_BYTES_LIMIT, PartitionKeySpec};
+use weir_core::transform::TransformSpec;
+use weir_delivery::S3Config;
+use weir_delivery::encode::{Compression, Format};
 
 /// A configuration value outside its allowed range, naming the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,13 +79,65 @@ pub struct StreamSection {
 pub struct DeliverySection {
     pub name: String,
     pub stream: String,
-    /// `newline`: each record's JSON on its own line (the seed's transform).
-    pub transform: String,
+    /// The built-in transform: `"newline"` (the seed's), `"flatten"`, or a table such as
+    /// `{ kind = "csv", columns = [...] }` (see `weir_core::transform::TransformSpec`).
+    pub transform: TransformSpec,
     pub buffer_size: ByteSize,
     #[serde(with = "humantime_serde_compat")]
     pub buffer_interval: Duration,
     /// The local directory objects go to, relative to `data_dir` unless absolute.
     pub bucket: PathBuf,
+    /// Firehose's `Prefix` and `ErrorOutputPrefix`, with its expressions.
+    pub prefix: Option<String>,
+    pub error_output_prefix: Option<String>,
+    pub processor: ProcessorSection,
+    pub dynamic_partitioning: Option<DynamicPartitioningSection>,
+    /// `"ndjson"` (default), `"csv"` (with the csv transform) or `{ kind = "parquet", columns = [...] }`.
+    pub format: Format,
+    /// `"none"`, `"gzip"`, `"zstd"` or `"snappy"` (text formats; Parquet compresses inside).
+    pub compression: Compression,
+    /// Deliver to S3 (or any S3-compatible store) instead of the local `bucket` directory.
+    pub s3: Option<S3Config>,
+}
+
+/// Firehose's processing configuration: how the transform is invoked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessorSection {
+    /// A program standing in for the transformation Lambda (event JSON on stdin, response on stdout);
+    /// replaces the built-in `transform`.
+    pub command: Option<Vec<String>>,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    pub retries: u32,
+    pub buffer_size: ByteSize,
+}
+
+impl Default for ProcessorSection {
+    fn default() -> ProcessorSection {
+        let p = weir_delivery::config::ProcessorConfig::default();
+        ProcessorSection {
+            command: p.command,
+            timeout: p.timeout,
+            retries: p.retries,
+            buffer_size: ByteSize(p.buffer_bytes),
+        }
+    }
+}
+
+/// Dynamic partitioning; present = enabled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamicPartitioningSection {
+    /// Partition key → jq expression over each record (Firehose's inline parsing).
+    #[serde(default)]
+    pub query_keys: std::collections::BTreeMap<String, String>,
+    #[serde(default = "default_max_active_partitions")]
+    pub max_active_partitions: usize,
+}
+
+fn default_max_active_partitions() -> usize {
+    weir_delivery::config::DEFAULT_MAX_ACTIVE_PARTITIONS
 }
 
 impl Default for Config {
@@ -133,10 +188,17 @@ impl Default for DeliverySection {
         DeliverySection {
             name: "events".into(),
             stream: "events".into(),
-            transform: "newline".into(),
+            transform: TransformSpec::default(),
             buffer_size: ByteSize(1024 * 1024),
             buffer_interval: Duration::from_secs(10),
             bucket: PathBuf::from("bucket"),
+            prefix: None,
+            error_output_prefix: None,
+            processor: ProcessorSection::default(),
+            dynamic_partitioning: None,
+            format: Format::default(),
+            compression: Compression::default(),
+            s3: None,
         }
     }
 }
@@ -217,13 +279,19 @@ impl Config {
             if !self.streams.iter().any(|s| s.name == delivery.stream) {
                 return invalid(key("stream"), format!("no stream named {:?}", delivery.stream));
             }
-            if delivery.transform != "newline" {
-                return invalid(
-                    key("transform"),
-                    format!("{:?}: the supported transform is `newline`", delivery.transform),
-                );
+            if let Err(e) = delivery.transform.build() {
+                return invalid(key("transform"), e.to_string());
             }
-            if let Err(e) = delivery.delivery_config().validate() {
+            if let Some(s3) = &delivery.s3
+                && let Err(e) = s3.validate()
+            {
+                return invalid(key(&format!("s3.{}", e.key)), e.message);
+            }
+            let config = match delivery.delivery_config() {
+                Ok(config) => config,
+                Err(e) => return invalid(key(e.key), e.message),
+            };
+            if let Err(e) = config.validate() {
                 return invalid(key(e.key), e.message);
             }
         }
@@ -269,13 +337,40 @@ impl StreamSection {
 }
 
 impl DeliverySection {
-    pub fn delivery_config(&self) -> weir_delivery::DeliveryConfig {
-        weir_delivery::DeliveryConfig {
+    /// The delivery stream's configuration; `Err` names the field (without the `deliveries[i].` prefix).
+    pub fn delivery_config(&self) -> Result<weir_delivery::DeliveryConfig, weir_delivery::ConfigError> {
+        let p = &self.processor;
+        let format = self
+            .format
+            .clone()
+            .for_transform(&self.transform)
+            .map_err(|e| weir_delivery::ConfigError {
+                key: "format",
+                message: e.to_string(),
+            })?;
+        Ok(weir_delivery::DeliveryConfig {
             name: self.name.clone(),
             version: 1,
             buffer_bytes: self.buffer_size.0,
             buffer_interval: self.buffer_interval,
-        }
+            transform: self.transform.clone(),
+            processor: weir_delivery::config::ProcessorConfig {
+                command: p.command.clone(),
+                timeout: p.timeout,
+                retries: p.retries,
+                buffer_bytes: p.buffer_size.0,
+            },
+            prefix: self.prefix.clone(),
+            error_output_prefix: self.error_output_prefix.clone(),
+            dynamic_partitioning: self.dynamic_partitioning.as_ref().map(|d| {
+                weir_delivery::config::DynamicPartitioning {
+                    query_keys: d.query_keys.clone(),
+                    max_active_partitions: d.max_active_partitions,
+                }
+            }),
+            format,
+            compression: self.compression,
+        })
     }
 }
 
@@ -379,6 +474,37 @@ mod tests {
             ),
             ("[[deliveries]]\nstream = \"nope\"", "deliveries[0].stream", "nope"),
             ("[[streams]]\nsync = \"sometimes\"", "streams[0].sync", "always"),
+            (
+                "[[deliveries]]\nprefix = \"p/!{timestamp:yyyy}/\"",
+                "deliveries[0].prefix",
+                "ErrorOutputPrefix",
+            ),
+            (
+                "[[deliveries]]\nprefix = \"!{partitionKeyFromQuery:a}/\"\nerror_output_prefix = \"e/!{firehose:error-output-type}/\"",
+                "deliveries[0].prefix",
+                "ynamic",
+            ),
+            ("[[deliveries]]\nformat = \"csv\"", "deliveries[0].format", "csv"),
+            (
+                "[[deliveries]]\n[deliveries.processor]\nretries = 301",
+                "deliveries[0].processor.retries",
+                "0..=300",
+            ),
+            (
+                "[[deliveries]]\n[deliveries.processor]\nbuffer_size = \"4MB\"",
+                "deliveries[0].processor.buffer_size",
+                "3 MB",
+            ),
+            (
+                "[[deliveries]]\nprefix = \"a/!{partitionKeyFromQuery:k}/\"\nerror_output_prefix = \"e/!{firehose:error-output-type}/\"\n[deliveries.dynamic_partitioning]\nquery_keys = { k = \".a | \" }",
+                "deliveries[0].dynamic_partitioning.query_keys",
+                "",
+            ),
+            (
+                "[[deliveries]]\ntransform = { kind = \"csv\", columns = [] }",
+                "deliveries[0].transform",
+                "column",
+            ),
         ] {
             let config = Config::parse(text).expect("parses");
             let e = config.validate().expect_err(text);

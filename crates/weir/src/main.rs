@@ -1,6 +1,11 @@
 //! The `weir` command line. Wiring only: the behaviour lives in the library crates.
 
+mod aws_cmd;
 mod config;
+mod redrive_cmd;
+mod send;
+mod snowflake_cmd;
+mod status;
 mod stream_cmd;
 mod up;
 
@@ -35,6 +40,14 @@ enum Command {
     Up(up::UpArgs),
     /// Work with an embedded stream directly: append, read, inspect.
     Stream(stream_cmd::StreamArgs),
+    /// Send records to the ingest API from a file, stdin or a template; report throughput and errors.
+    Send(send::SendArgs),
+    /// Send a delivery stream's processing-failed records through its transform again.
+    Redrive(redrive_cmd::RedriveArgs),
+    /// Print the Snowflake SQL (integration, file format, stage, table, Snowpipe) that loads a delivery stream.
+    Snowflake(snowflake_cmd::SnowflakeArgs),
+    /// The pipeline on AWS: the deploy/aws template's parameters from weir.toml.
+    Aws(aws_cmd::AwsArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +63,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(args) => up::run(args),
         Command::Stream(args) => stream_cmd::run(args),
+        Command::Send(args) => send::run(args),
+        Command::Redrive(args) => redrive_cmd::run(args),
+        Command::Snowflake(args) => snowflake_cmd::run(args),
+        Command::Aws(args) => aws_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

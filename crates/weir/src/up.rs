@@ -9,11 +9,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 use weir_core::ingest::PartitionKeySpec;
-use weir_delivery::{Delivery, LocalDirSink};
+use weir_delivery::{Delivery, LocalDirSink, S3Sink, Sink};
 use weir_gateway::{AppState, ServerLimits, StreamRoute};
 use weir_stream::Stream;
 
 use crate::config::Config;
+use crate::status::PipelineView;
 
 /// Run the pipeline in the foreground: POST records to the HTTP API; they are durable in the stream
 /// when the API answers, and delivery writes them to objects in the bucket, exactly once.
@@ -37,17 +38,40 @@ pub struct UpArgs {
     allow_unauthenticated_remote: bool,
 }
 
-fn load(args: &UpArgs) -> anyhow::Result<Config> {
-    let mut config = match &args.config {
+/// The config file (or the default pipeline) with `--data-dir` applied, not yet validated.
+pub(crate) fn read_config(
+    path: Option<&std::path::Path>,
+    data_dir: Option<&std::path::Path>,
+) -> anyhow::Result<Config> {
+    let mut config = match path {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             Config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
         }
         None => Config::default(),
     };
-    if let Some(dir) = &args.data_dir {
-        config.data_dir = dir.clone();
+    if let Some(dir) = data_dir {
+        config.data_dir = dir.to_path_buf();
     }
+    Ok(config)
+}
+
+/// Where a delivery stream's objects go: its S3 bucket, or its local directory under the data dir.
+pub(crate) fn open_sink(
+    section: &crate::config::DeliverySection,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Arc<dyn Sink>> {
+    Ok(match &section.s3 {
+        Some(s3) => Arc::new(S3Sink::new(s3.clone()).with_context(|| format!("delivery {:?}: S3 sink", section.name))?),
+        None => {
+            let bucket = data_dir.join(&section.bucket);
+            Arc::new(LocalDirSink::open(&bucket).with_context(|| format!("opening bucket {}", bucket.display()))?)
+        }
+    })
+}
+
+fn load(args: &UpArgs) -> anyhow::Result<Config> {
+    let mut config = read_config(args.config.as_deref(), args.data_dir.as_deref())?;
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
@@ -87,16 +111,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let mut deliveries = Vec::new();
     for section in &config.deliveries {
-        let bucket = data_dir.join(&section.bucket);
-        let sink = LocalDirSink::open(&bucket).with_context(|| format!("opening bucket {}", bucket.display()))?;
+        let sink: Arc<dyn Sink> = match &section.s3 {
+            Some(s3) => {
+                Arc::new(S3Sink::new(s3.clone()).with_context(|| format!("delivery {:?}: S3 sink", section.name))?)
+            }
+            None => {
+                let bucket = data_dir.join(&section.bucket);
+                Arc::new(LocalDirSink::open(&bucket).with_context(|| format!("opening bucket {}", bucket.display()))?)
+            }
+        };
         let stream = routes[&section.stream].stream.clone();
         let state = data_dir.join("delivery").join(&section.name);
-        deliveries.push(Delivery::start(
-            stream,
-            section.delivery_config(),
-            Arc::new(sink),
-            state,
-        )?);
+        let delivery_config = section
+            .delivery_config()
+            .map_err(|e| anyhow::anyhow!("deliveries {:?}: {e}", section.name))?;
+        deliveries.push(Delivery::start(stream, delivery_config, sink, state)?);
     }
 
     let listener = TcpListener::bind(config.listen)
@@ -107,11 +136,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     print_banner(&config, addr, &deliveries);
 
+    let view = PipelineView::new(
+        routes
+            .iter()
+            .map(|(name, r)| (name.clone(), r.stream.clone()))
+            .collect(),
+        &config
+            .deliveries
+            .iter()
+            .zip(&deliveries)
+            .map(|(section, d)| (section.stream.clone(), d))
+            .collect::<Vec<_>>(),
+    );
     let state = AppState {
         streams: Arc::new(routes),
         limits: config.ingest_limits(),
         auth_tokens: Arc::new(config.server.auth_tokens.clone()),
         body_read_timeout: config.server.body_read_timeout,
+        metrics: Arc::default(),
+        status: Arc::new(view),
     };
     let limits = ServerLimits {
         max_connections: config.server.max_connections,

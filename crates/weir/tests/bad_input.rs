@@ -465,10 +465,18 @@ fn every_bad_request_is_refused_with_its_status_and_code_and_stores_nothing() {
     let json = [("Content-Type", JSON)];
     let response = request(t.addr, "POST", "/v1/streams/nope/records", &json, record.to_vec());
     t.error("unknown stream", &response, 404, "unknown_stream", None);
-    for path in ["/v1/records", "/v1/streams/events", "/v1/streams/events/records/1", "/"] {
+    for path in [
+        "/v1/records",
+        "/v1/streams/events",
+        "/v1/streams/events/records/1",
+        "/v2",
+    ] {
         let response = request(t.addr, "POST", path, &json, record.to_vec());
         t.error(&format!("unknown path {path}"), &response, 404, "not_found", None);
     }
+    // `/` is the dashboard's page: other methods are refused there, not routed.
+    let response = request(t.addr, "POST", "/", &json, record.to_vec());
+    t.error("POST on the dashboard", &response, 405, "method_not_allowed", None);
     for method in ["GET", "PUT", "DELETE", "PATCH"] {
         let response = request(t.addr, method, EVENTS, &json, record.to_vec());
         t.error(

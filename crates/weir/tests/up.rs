@@ -175,3 +175,87 @@ fn a_non_loopback_address_without_auth_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("without authentication"));
 }
+
+/// weir.toml's Firehose settings reach the delivery: a csv transform with its header, gzip, a
+/// jq-partitioned prefix, and bad records in the error output, all from one POST.
+#[test]
+fn a_configured_csv_delivery_partitions_compresses_and_routes_failures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = r#"
+[[streams]]
+name = "events"
+shards = 2
+
+[[deliveries]]
+name = "csv"
+stream = "events"
+buffer_interval = "100ms"
+transform = { kind = "csv", columns = [
+  { name = "user_id", pointer = "/user_id", type = "integer" },
+  { name = "event", pointer = "/event", type = "string" } ] }
+format = "csv"
+compression = "gzip"
+prefix = "event=!{partitionKeyFromQuery:event}/"
+error_output_prefix = "errors/!{firehose:error-output-type}/"
+
+[deliveries.dynamic_partitioning]
+query_keys = { event = ".event" }
+"#;
+    let weir = Weir::start(dir.path(), config);
+    let body = [
+        r#"{"user_id":1,"event":"signup"}"#,
+        r#"{"user_id":2,"event":"login"}"#,
+        r#"{"user_id":3,"event":"signup"}"#,
+        r#"{"user_id":"four","event":"login"}"#,
+    ]
+    .join("\n");
+    let response = weir.post("/v1/streams/events/records", "application/x-ndjson", body.as_bytes());
+    acknowledged(&response, 4);
+    let (status, output) = weir.stop();
+    assert!(status.success(), "{output}");
+
+    let bucket = dir.path().join("bucket");
+    let mut rows: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+    let mut errors = Vec::new();
+    for key in keys(&bucket, &bucket) {
+        let raw = std::fs::read(bucket.join(&key)).expect("read");
+        let mut text = String::new();
+        if key.starts_with("errors/") {
+            errors.extend(String::from_utf8(raw).expect("UTF-8").lines().map(str::to_owned));
+            continue;
+        }
+        assert!(key.ends_with(".gz"), "{key}");
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&raw[..]), &mut text).expect("gzip");
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("user_id,event"), "{key}: the header first");
+        let partition = key.split('/').next().expect("prefix").to_owned();
+        rows.entry(partition).or_default().extend(lines.map(str::to_owned));
+    }
+    for lines in rows.values_mut() {
+        lines.sort();
+    }
+    assert_eq!(rows["event=signup"], ["1,signup", "3,signup"]);
+    assert_eq!(rows["event=login"], ["2,login"]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let doc: serde_json::Value = serde_json::from_str(&errors[0]).expect("JSON");
+    assert_eq!(doc["errorCode"], "Transform.TypeMismatch");
+}
+
+/// Every object key under `dir` (objects may be binary).
+fn keys(dir: &std::path::Path, base: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(keys(&path, base));
+        } else {
+            out.push(
+                path.strip_prefix(base)
+                    .expect("under base")
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+    }
+    out
+}

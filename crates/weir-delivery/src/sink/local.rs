@@ -1,16 +1,10 @@
-//! Where objects go. A sink's `put` returns only once the object is durable under its key, and
-//! writing the same key twice leaves one object: delivery's replays rely on both.
+//! The local-directory sink: objects as files, written atomically and durably.
 
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use weir_stream::vfs::{StdVfs, Vfs, tmp_path};
 
-pub trait Sink: Send + Sync + std::fmt::Debug {
-    /// Stores `body` under `key` (a relative, `/`-separated object key), replacing any object there.
-    fn put(&self, key: &str, body: &[u8]) -> io::Result<()>;
-    /// Where objects land, for people (`/data/bucket`, `s3://bucket/prefix`).
-    fn location(&self) -> String;
-}
+use super::Sink;
 
 /// Objects as files under a local directory: `<root>/<key>`.
 ///
@@ -54,6 +48,32 @@ impl Sink for LocalDirSink {
         create_dirs_durably(&self.root, dir)?;
         let vfs: &dyn Vfs = &StdVfs;
         vfs.write_atomic(&path, body)
+    }
+
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        // Walk only the directory the prefix's complete segments name.
+        let dir_part = prefix.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let start = if dir_part.is_empty() {
+            self.root.clone()
+        } else {
+            self.path_of(dir_part)?
+        };
+        let mut keys = Vec::new();
+        if start.is_dir() {
+            walk_keys(&self.root, &start, &mut keys)?;
+        }
+        keys.retain(|k| k.starts_with(prefix));
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn read_head(&self, key: &str, max_bytes: usize) -> io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut head = Vec::with_capacity(max_bytes.min(64 * 1024));
+        std::fs::File::open(self.path_of(key)?)?
+            .take(max_bytes as u64)
+            .read_to_end(&mut head)?;
+        Ok(head)
     }
 
     fn location(&self) -> String {
@@ -104,6 +124,25 @@ fn original_name(path: &Path) -> String {
     name.strip_prefix('.')
         .and_then(|n| n.strip_suffix(".tmp"))
         .map_or_else(|| format!("{name}\0"), str::to_owned)
+}
+
+/// The keys of the objects under `dir` (temporary files of unfinished puts excluded).
+fn walk_keys(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            walk_keys(root, &path, out)?;
+        } else if !entry.file_name().to_string_lossy().starts_with('.') {
+            let relative = path.strip_prefix(root).map_err(io::Error::other)?;
+            let key: Vec<String> = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            out.push(key.join("/"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
