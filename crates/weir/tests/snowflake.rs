@@ -187,6 +187,9 @@ fn delivered_objects_load_into_the_emulator_as_posted() {
         .arg("ignore")
         .arg(workspace().join("tests/snowflake/load.py"))
         .arg(&case_path)
+        // fakesnow keeps internal stages in temporary directories it does not remove: keep them in
+        // the test's own, which is removed.
+        .env("TMPDIR", dir.path())
         .output()
         .expect("run tests/snowflake/load.py");
     let stdout = String::from_utf8_lossy(&load.stdout);
