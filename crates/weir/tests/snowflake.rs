@@ -57,7 +57,11 @@ fn python() -> PathBuf {
                 python3 -m venv .venv-tests && .venv-tests/bin/pip install -r requirements-test.txt";
     assert!(python.exists(), "{} is missing: {hint}", python.display());
     let check = Command::new(&python)
-        .args(["-c", "import fakesnow, snowflake.connector, sqlglot"])
+        // fakesnow makes a temporary directory when imported: only look for it here.
+        .args([
+            "-c",
+            "import importlib.util, snowflake.connector, sqlglot; assert importlib.util.find_spec('fakesnow')",
+        ])
         .output()
         .expect("run the venv's python");
     assert!(
