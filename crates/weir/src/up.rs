@@ -197,6 +197,7 @@ fn print_banner(config: &Config, addr: SocketAddr, deliveries: &[Delivery]) {
     for d in deliveries {
         println!("  delivery {:?} writes objects under {}", d.name(), d.location());
     }
+    println!("  dashboard: http://{addr}/   metrics: http://{addr}/metrics");
     println!(
         "  data in {}; stop with Ctrl-C (buffered records are delivered first)",
         config.data_dir.display()

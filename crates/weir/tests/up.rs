@@ -129,6 +129,7 @@ fn the_default_pipeline_runs_without_a_config_and_prints_how_to_use_it() {
         banner.push_str(&line);
     }
     assert!(banner.contains("curl -sS -X POST http://127.0.0.1:"), "{banner}");
+    assert!(banner.contains("dashboard: http://127.0.0.1:"), "{banner}");
     assert!(banner.contains("/v1/streams/events/records"), "{banner}");
     assert!(
         banner.contains(&dir.path().join("bucket").display().to_string()),
