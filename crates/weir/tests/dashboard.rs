@@ -84,28 +84,44 @@ fn run_browser(script: &Path, url: &str, screenshot: &Path, extra: &[&str]) -> V
     report
 }
 
-/// Posts batches of 20 records, about 1,000 records/s, until `stop`; returns how many were acknowledged.
+/// Runs `weir send` (20-record batches from a template, about 1,000 records/s) until `stop`, then stops
+/// it as Ctrl-C would and returns how many records it says were acknowledged.
 fn send_until(weir: &Weir, stop: Arc<AtomicBool>, token: Option<&str>) -> JoinHandle<u64> {
-    let addr = weir.addr;
-    let auth = token.map(|t| format!("Bearer {t}"));
+    let url = format!("http://{}", weir.addr);
+    let token = token.map(str::to_owned);
     std::thread::spawn(move || {
-        let mut sent = 0u64;
+        let mut command = Command::new(common::WEIR);
+        command
+            .args(["send", "--url", &url, "--quiet", "--output", "json"])
+            .arg("--template")
+            .arg(r#"{"user_id":{{int 0 96}},"event":"dashboard-test","n":{{seq}}}"#)
+            .args("--duration 300s --rate 1000 --batch-size 20 --connections 2".split(' '))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(token) = &token {
+            command.env("WEIR_TOKEN", token);
+        }
+        let child = command.spawn().expect("start weir send");
         while !stop.load(Ordering::Relaxed) {
-            let body: Vec<String> = (sent..sent + 20)
-                .map(|n| format!(r#"{{"user_id":{},"event":"dashboard-test","n":{n}}}"#, n % 97))
-                .collect();
-            let body = format!("[{}]", body.join(","));
-            let mut headers = vec![("Content-Type", "application/json")];
-            if let Some(auth) = &auth {
-                headers.push(("Authorization", auth));
-            }
-            let response = http(addr, "POST", "/v1/streams/events/records", &headers, body.as_bytes());
-            assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
-            sent += 20;
-            // A steady trickle, so the page sees records arrive in every poll.
             std::thread::sleep(Duration::from_millis(20));
         }
-        sent
+        // SIGINT, by the PID of the process this test started: weir send stops sending, lets the
+        // requests in flight finish, and prints its summary.
+        let interrupted = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(interrupted.success(), "could not interrupt weir send");
+        let output = child.wait_with_output().expect("weir send's output");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let summary: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "weir send's summary is not JSON ({e}): {stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        assert_eq!(summary["records_acknowledged"], summary["records_sent"], "{summary}");
+        summary["records_acknowledged"].as_u64().expect("a count")
     })
 }
 
