@@ -35,32 +35,11 @@ TRIVIAL=target/release/examples/trivial_server
 mkdir -p target/tmp
 WORK=$(mktemp -d "$PWD/target/tmp/bench-send.XXXXXX")
 
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-  done
-}
+source scripts/bench/lib.sh
 trap cleanup EXIT
 
 # The records both tools send: bench-up.sh's Lua bodies, and the same records as files for weir send.
-cat >"$WORK/single.lua" <<'EOF'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local head = '{"user_id":42,"event":"signup","pad":"'
-wrk.body = head .. string.rep("x", 200 - #head - 2) .. '"}'
-EOF
-cat >"$WORK/ndjson.lua" <<'EOF'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/x-ndjson"
-local lines = {}
-for i = 1, 500 do
-  local head = string.format('{"user_id":%d,"event":"batch","pad":"', i)
-  lines[i] = head .. string.rep("x", 200 - #head - 2) .. '"}'
-end
-wrk.body = table.concat(lines, "\n") .. "\n"
-EOF
+write_wrk_scripts "$WORK"
 pad() { head -c "$1" /dev/zero | tr '\0' x; }
 head='{"user_id":42,"event":"signup","pad":"'
 echo "$head$(pad $((200 - ${#head} - 2)))\"}" >"$WORK/single.ndjson"
@@ -74,21 +53,6 @@ for f in single batch; do
   awk -v f="$f" 'length($0) != 200 { print f ": a record is not 200 bytes"; exit 1 }' "$WORK/$f.ndjson"
 done
 
-start() {
-  local log=$1
-  shift
-  "$@" >"$log" 2>&1 &
-  STARTED_PID=$!
-  PIDS+=("$STARTED_PID")
-  for _ in $(seq 200); do
-    STARTED_ADDR=$(sed -n 's|.*listening on http://\([0-9.:]*\).*|\1|p' "$log" | head -1)
-    [ -n "$STARTED_ADDR" ] && return 0
-    kill -0 "$STARTED_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "server did not start: $*" >&2
-  exit 1
-}
 
 # wrk_run <name> <lua> <records per request>: records/s (and requests/s) into $WORK/r.<name>.*
 wrk_run() {
@@ -139,23 +103,12 @@ for run in $(seq "$RUNS"); do
   wait "$trivial_pid" 2>/dev/null || true
 done
 
-# stat <file> [decimals] [unit]: "median (min–max)" of the values in the file, with thousands separators.
-stat() {
-  sort -g "$WORK/r.$1" | awk -v d="${2:-0}" -v u="${3:-}" '
-    function fmt(x,   s, i, r) { s = sprintf("%." d "f", x); i = index(s, "."); r = i ? substr(s, i) : "";
-      s = i ? substr(s, 1, i - 1) : s; while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) } return s r u }
-    { v[NR] = $1 }
-    END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
-      if (NR == 1) print fmt(m); else printf "%s (%s–%s)\n", fmt(m), fmt(v[1]), fmt(v[NR]) }'
-}
-median() { sort -g "$WORK/r.$1" | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # vs_wrk <name> <wrk name>: the per-run ratio weir send / wrk, "median% (min%–max%)".
 vs_wrk() {
   paste "$WORK/r.$1.rps" "$WORK/r.$2.rps" | awk '{ print 100 * $1 / $2 }' >"$WORK/r.ratio.$1"
   stat "ratio.$1" 0 %
 }
 thousands() { awk -v x="$1" 'BEGIN { s = sprintf("%.0f", x); r = ""; while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) } print s r }'; }
-check() { if awk -v x="$1" -v t="$3" "BEGIN { exit !(x $2 t) }"; then echo "✅"; else echo "❌"; fi; }
 agree() {
   local r
   r=$(paste "$WORK/r.$1.rps" "$WORK/r.$2.rps" | awk '{ print 100 * $1 / $2 }' | sort -g | awk '{ v[NR] = $1 } END { print v[(NR + 1) / 2] }')

@@ -40,35 +40,9 @@ if [ "$(df --output=source "$WORK" | tail -1)" != "$(df --output=source . | tail
   echo "warning: $WORK is not on the repository's disk" >&2
 fi
 
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-}
+source scripts/bench/lib.sh
 trap cleanup EXIT
 
-# start <log> <command…>: starts a server in the background, waits for its `listening on
-# http://<addr>` line, and sets STARTED_PID and STARTED_ADDR.
-start() {
-  local log=$1
-  shift
-  "$@" >"$log" 2>&1 &
-  STARTED_PID=$!
-  PIDS+=("$STARTED_PID")
-  for _ in $(seq 200); do
-    STARTED_ADDR=$(sed -n 's|.*listening on http://\([0-9.:]*\).*|\1|p' "$log" | head -1)
-    [ -n "$STARTED_ADDR" ] && return 0
-    kill -0 "$STARTED_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "server did not start: $*" >&2
-  cat "$log" >&2
-  exit 1
-}
 
 # stop <pid>: SIGTERM (weir delivers what is buffered), SIGKILL after 60 s.
 stop() {
@@ -113,23 +87,7 @@ wait_delivered() {
   done
 }
 
-# wrk's Lua scripts: a 200-byte JSON object, and 500 such objects as NDJSON.
-cat >"$WORK/single.lua" <<'EOF'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local head = '{"user_id":42,"event":"signup","pad":"'
-wrk.body = head .. string.rep("x", 200 - #head - 2) .. '"}'
-EOF
-cat >"$WORK/ndjson.lua" <<'EOF'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/x-ndjson"
-local lines = {}
-for i = 1, 500 do
-  local head = string.format('{"user_id":%d,"event":"batch","pad":"', i)
-  lines[i] = head .. string.rep("x", 200 - #head - 2) .. '"}'
-end
-wrk.body = table.concat(lines, "\n") .. "\n"
-EOF
+write_wrk_scripts "$WORK"
 
 # Converts wrk's latency ("812.00us", "1.25ms", "1.02s") to milliseconds.
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /m$/) n *= 60000; else if (v ~ /s$/) n *= 1000; printf "%.2f\n", n }'; }
@@ -217,23 +175,11 @@ EOF
   rm -rf "$data/weir-data"
 done
 
-# stat <file> [decimals] [unit]: "median (min–max)" of the values in the file, with thousands
-# separators.
-stat() {
-  sort -g "$WORK/r.$1" | awk -v d="${2:-0}" -v u="${3:-}" '
-    function fmt(x,   s, i, r) { s = sprintf("%." d "f", x); i = index(s, "."); r = i ? substr(s, i) : "";
-      s = i ? substr(s, 1, i - 1) : s; while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) } return s r u }
-    { v[NR] = $1 }
-    END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
-      if (NR == 1) print fmt(m); else printf "%s (%s–%s)\n", fmt(m), fmt(v[1]), fmt(v[NR]) }'
-}
 # ratio <a> <b>: the per-run ratios a/b, as "median% (min%–max%)".
 ratio() {
   paste "$WORK/r.$1" "$WORK/r.$2" | awk '{ print 100 * $1 / $2 }' >"$WORK/r.ratio"
   stat ratio 0 %
 }
-median() { sort -g "$WORK/r.$1" | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-check() { if awk -v x="$1" -v t="$3" "BEGIN { exit !(x $2 t) }"; then echo "✅"; else echo "❌"; fi; }
 
 peak=$(cat "$WORK"/r.d.{c,a,b,end} | sort -g | tail -1)
 paste "$WORK/r.a.weir.rps" "$WORK/r.a.trivial.rps" | awk '{ print 100 * $1 / $2 }' >"$WORK/r.a.ratio"

@@ -683,7 +683,11 @@ impl Batch<'_> {
                 key_from(found, pointer, index)
             }
         };
-        let data = if line_break { compact(bytes) } else { bytes.to_vec() };
+        let data = if line_break {
+            crate::json::compact(bytes).into_owned()
+        } else {
+            bytes.to_vec()
+        };
         if data.len() > self.limits.max_record_bytes {
             return Err(IngestError::too_large(
                 code::RECORD_TOO_LARGE,
@@ -942,24 +946,6 @@ fn skip_string(bytes: &[u8], mut i: usize) -> Option<usize> {
 }
 
 /// Valid JSON without the whitespace outside its strings.
-fn compact(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'"' {
-            let end = skip_string(bytes, i + 1).unwrap_or(bytes.len());
-            out.extend_from_slice(&bytes[i..end]);
-            i = end;
-        } else {
-            if !is_whitespace(b) {
-                out.push(b);
-            }
-            i += 1;
-        }
-    }
-    out
-}
-
 fn is_whitespace(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
@@ -1101,12 +1087,6 @@ mod tests {
         );
         assert_eq!(scan_value(b"{\"a\":[1", 0, 8, true), Err(ScanError::Truncated));
         assert_eq!(scan_value(b"\"abc", 0, 8, true), Err(ScanError::Truncated));
-    }
-
-    #[test]
-    fn compaction_keeps_strings_and_drops_whitespace_outside_them() {
-        let pretty = b"{\n  \"a b\" : [ 1 , \"x\\\" \\n y\" ],\r\n\t\"c\": 1.50e3\n}";
-        assert_eq!(compact(pretty), br#"{"a b":[1,"x\" \n y"],"c":1.50e3}"#);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 pub mod firehose;
 pub mod ingest;
+pub mod json;
 pub mod kinesis;
 pub mod prefix;
 pub mod snowflake;

@@ -220,13 +220,15 @@ pub(crate) fn plan(setup: &Setup, records: &[Record], batch_id: Uuid, now_ms: i6
 
 fn input_record(record: &Record) -> InputRecord<'_> {
     let seq = record.sequence_number;
+    // The sequence number is also the record id: unique in the batch and meaningful to a transform.
+    let seq_text = seq.to_string();
     InputRecord {
-        record_id: Cow::Owned(seq.to_string()),
+        record_id: Cow::Owned(seq_text.clone()),
         approximate_arrival_ms: record.approximate_arrival_timestamp_ms,
         data: Cow::Borrowed(&record.data),
         shard_id: Cow::Owned(seq.shard.to_string()),
         partition_key: Cow::Borrowed(&record.partition_key),
-        sequence_number: Cow::Owned(seq.to_string()),
+        sequence_number: Cow::Owned(seq_text),
     }
 }
 

@@ -169,31 +169,38 @@ fn list_limit(
     }
 }
 
+type LimitQuery = Result<axum::extract::Query<Limit>, axum::extract::rejection::QueryRejection>;
+
 async fn recent_objects(
     State(app): State<AppState>,
     headers: HeaderMap,
-    query: Result<axum::extract::Query<Limit>, axum::extract::rejection::QueryRejection>,
+    query: LimitQuery,
 ) -> Result<Response, ApiError> {
-    authorize(&app, &headers)?;
-    let limit = list_limit(query)?;
-    // Previews read files: keep that off the async workers.
-    let objects = tokio::task::spawn_blocking(move || app.status.recent_objects(limit))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    Ok(Json(objects).into_response())
+    list(app, &headers, query, |status, limit| status.recent_objects(limit)).await
 }
 
 async fn recent_failures(
     State(app): State<AppState>,
     headers: HeaderMap,
-    query: Result<axum::extract::Query<Limit>, axum::extract::rejection::QueryRejection>,
+    query: LimitQuery,
 ) -> Result<Response, ApiError> {
-    authorize(&app, &headers)?;
+    list(app, &headers, query, |status, limit| status.recent_failures(limit)).await
+}
+
+/// A list endpoint: authorized, `limit` checked, and the source asked on a blocking thread (object
+/// previews read files or S3).
+async fn list<T: serde::Serialize + Send + 'static>(
+    app: AppState,
+    headers: &HeaderMap,
+    query: LimitQuery,
+    get: impl FnOnce(&dyn StatusSource, usize) -> Vec<T> + Send + 'static,
+) -> Result<Response, ApiError> {
+    authorize(&app, headers)?;
     let limit = list_limit(query)?;
-    let failures = tokio::task::spawn_blocking(move || app.status.recent_failures(limit))
+    let items = tokio::task::spawn_blocking(move || get(app.status.as_ref(), limit))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    Ok(Json(failures).into_response())
+    Ok(Json(items).into_response())
 }
 
 /// Validates, stores and acknowledges one request; returns the response, its records and their bytes.

@@ -568,37 +568,10 @@ pub(crate) fn write_object(out: &mut Vec<u8>, members: &Members<'_>) {
 /// Writes a value as compact JSON.
 pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value<'_>) {
     match value {
-        Value::Raw(raw) => write_compact(out, raw),
+        Value::Raw(raw) => crate::json::write_compact(out, raw.as_bytes()),
         Value::Object(members) => write_object(out, members),
         Value::Str(s) => write_json_str(out, s),
         Value::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
-    }
-}
-
-/// Copies valid JSON text without the whitespace outside strings; key order, number spelling and string
-/// escapes stay as written.
-pub(crate) fn write_compact(out: &mut Vec<u8>, json: &str) {
-    let bytes = json.as_bytes();
-    if !bytes.iter().any(|&b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
-        out.extend_from_slice(bytes);
-        return;
-    }
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in bytes {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-            out.push(b);
-            in_string = b == b'"';
-        }
     }
 }
 
@@ -704,13 +677,6 @@ mod tests {
             assert_eq!(String::from_utf8(out).expect("UTF-8"), expected);
             assert_eq!(json_str_len(s), expected.len());
         }
-    }
-
-    #[test]
-    fn compact_drops_whitespace_outside_strings_only() {
-        let mut out = Vec::new();
-        write_compact(&mut out, "{ \"a b\" : [ 1 ,\n 2 ], \"c\":\"x \\\" y\" }");
-        assert_eq!(out, br#"{"a b":[1,2],"c":"x \" y"}"#);
     }
 
     #[test]

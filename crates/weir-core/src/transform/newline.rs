@@ -8,7 +8,7 @@
 //! With field operations the record must be an object, and it is written as compact JSON.
 
 use super::contract::{InputRecord, OutputRecord, ProcessingError, Transform, code};
-use super::doc::{self, write_compact};
+use super::doc;
 use super::fields::{Fields, FieldsSpec};
 use super::spec::SpecError;
 use serde::de::IgnoredAny;
@@ -51,7 +51,7 @@ impl NewlineTransform {
                 .map_err(|e| ProcessingError::new(code::INVALID_JSON, format!("the record is not valid JSON: {e}")))?;
             let mut out = Vec::with_capacity(data.len() + 1);
             if data.iter().any(|&b| b == b'\n' || b == b'\r') {
-                write_compact(&mut out, text);
+                crate::json::write_compact(&mut out, text.as_bytes());
             } else {
                 out.extend_from_slice(data);
             }

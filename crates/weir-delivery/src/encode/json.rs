@@ -305,34 +305,6 @@ pub(super) fn string(raw: &RawValue) -> Result<Cow<'_, str>, ProcessingError> {
     }
 }
 
-/// Valid JSON text without the whitespace outside strings; key order, number spelling and escapes
-/// stay as written (the csv transform's `json` columns write the same text).
-pub(super) fn compact(json: &str) -> Cow<'_, str> {
-    let bytes = json.as_bytes();
-    if !bytes.iter().any(|&b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
-        return Cow::Borrowed(json);
-    }
-    let mut out = String::with_capacity(json.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in json.chars() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
-            out.push(c);
-            in_string = c == '"';
-        }
-    }
-    Cow::Owned(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,13 +334,5 @@ mod tests {
         assert_eq!(error.code, code::DUPLICATE_KEY);
         let error = at(r#"{"a":{"b":1,"b":2}}"#, Some("/a/b"), "x").expect_err("duplicate");
         assert_eq!(error.code, code::DUPLICATE_KEY);
-    }
-
-    #[test]
-    fn compact_drops_whitespace_outside_strings_only() {
-        assert_eq!(
-            compact("{ \"a b\" : [ 1 ,\n 2 ], \"c\":\"x \\\" y\" }"),
-            r#"{"a b":[1,2],"c":"x \" y"}"#
-        );
     }
 }

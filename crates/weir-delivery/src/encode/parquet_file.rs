@@ -194,7 +194,7 @@ impl Column {
                     .fixed_offset();
                 Cell::Time(instant(&time, unit).map_err(mismatch)?)
             }
-            ColumnType::Json => Cell::Str(json::compact(text)),
+            ColumnType::Json => Cell::Str(weir_core::json::compact_str(text)),
             _ => {
                 return Err(mismatch(format!(
                     "expected {}, found {}",

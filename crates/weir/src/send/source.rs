@@ -74,9 +74,9 @@ fn parse_json(bytes: &[u8]) -> anyhow::Result<Vec<Box<[u8]>>> {
     let value: &RawValue = serde_json::from_slice(bytes).context("invalid JSON")?;
     if value.get().starts_with('[') {
         let items: Vec<&RawValue> = serde_json::from_str(value.get()).context("invalid JSON array")?;
-        Ok(items.into_iter().map(|item| minify(item.get().as_bytes())).collect())
+        Ok(items.into_iter().map(|item| minify(item.get())).collect())
     } else {
-        Ok(vec![minify(value.get().as_bytes())])
+        Ok(vec![minify(value.get())])
     }
 }
 
@@ -94,28 +94,11 @@ fn parse_ndjson(bytes: &[u8]) -> anyhow::Result<Vec<Box<[u8]>>> {
     Ok(records)
 }
 
-/// Removes whitespace between tokens of valid JSON (so a pretty-printed record fits on one NDJSON
-/// line); strings, numbers and key order stay byte for byte.
-pub fn minify(json: &[u8]) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(json.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in json {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-            in_string = b == b'"';
-            out.push(b);
-        }
-    }
-    out.into_boxed_slice()
+/// One record on one NDJSON line (weir_core's compaction: strings, numbers and key order kept).
+fn minify(json: &str) -> Box<[u8]> {
+    weir_core::json::compact(json.as_bytes())
+        .into_owned()
+        .into_boxed_slice()
 }
 
 #[cfg(test)]
