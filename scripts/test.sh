@@ -78,6 +78,23 @@ fi
 export WEIR_TEST_S3RVER="$PWD/tests/s3-server/node_modules/s3rver/bin/s3rver.js"
 # --- end of S3 test server ---
 
+# --- Kinesis test server (crates/weir-lambda/tests): kinesalite from npm, pinned by
+# tests/kinesis-server/package-lock.json, started by the tests with the fault proxy in server.js.
+# `npm ci` again only when the lock changed.
+kinesis_lock_hash=$(sha256sum tests/kinesis-server/package-lock.json | cut -d' ' -f1)
+if [ "$(cat tests/kinesis-server/node_modules/.weir-lock-sha256 2>/dev/null)" != "$kinesis_lock_hash" ]; then
+  npm ci --prefix tests/kinesis-server --no-audit --no-fund --loglevel=error
+  echo "$kinesis_lock_hash" >tests/kinesis-server/node_modules/.weir-lock-sha256
+fi
+# --- end of Kinesis test server ---
+
+# --- Lambda cross-build (crates/weir-lambda): cargo-lambda and ziglang come from requirements-test.txt
+# (.venv-tests); the arm64 standard library from rustup.
+if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+  rustup target add aarch64-unknown-linux-gnu
+fi
+# --- end of Lambda cross-build setup ---
+
 # --- API tools: newman runs the Postman collection (crates/weir/tests/postman.rs); schemathesis (in
 # .venv-tests, from requirements-test.txt) fuzzes docs/openapi.json (crates/weir/tests/schemathesis.rs).
 api_lock_hash=$(sha256sum tests/api/package-lock.json | cut -d' ' -f1)
@@ -108,3 +125,18 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 cargo test --workspace --doc --locked
+
+# The Lambda functions as deployed: both binaries built for Graviton with cargo-lambda, into
+# target/lambda/<name>/bootstrap (deploy/aws/template.yaml's CodeUri) even when CARGO_TARGET_DIR points
+# elsewhere (.ci/run sets it), and checked to be 64-bit little-endian ELF for aarch64 (e_machine 183).
+PATH="$PWD/.venv-tests/bin:$PATH" cargo lambda build --release --arm64 --locked -p weir-lambda --lambda-dir target/lambda
+for function in ingest transform; do
+  bootstrap=target/lambda/$function/bootstrap
+  header=$(od -An -tx1 -N20 "$bootstrap" 2>/dev/null | tr -d ' \n')
+  # \x7fELF, class 2 (64-bit), data 1 (little-endian) … e_machine at offset 18: b7 00 (EM_AARCH64).
+  if [ "${header:0:12}" != "7f454c460201" ] || [ "${header:36:4}" != "b700" ]; then
+    echo "$bootstrap is missing or not an aarch64 ELF executable (header: ${header:-none})" >&2
+    exit 1
+  fi
+done
+echo "Lambda bootstraps built for arm64: target/lambda/{ingest,transform}/bootstrap"

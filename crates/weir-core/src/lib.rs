@@ -11,11 +11,13 @@
 //! - [`prefix`]: Firehose's S3 prefix expressions (`!{timestamp:…}`, partition keys): rules and evaluation.
 //! - [`ingest`]: the HTTP ingest contract's parsing half: content type and encoding, capped gzip
 //!   decoding, and splitting a body into validated JSON records with partition keys.
+//! - [`api`]: its answering half: error bodies and their statuses, the stored-records reply.
 //! - [`transform`]: Firehose's transformation contract (records, results, the Lambda JSON envelope,
 //!   the processing-failed document) and weir's built-in transforms (`newline`, `flatten`, `csv`).
 //! - [`snowflake`]: the Snowflake SQL (integration, file format, stage, table, Snowpipe) that loads a
 //!   delivery stream's objects.
 
+pub mod api;
 pub mod firehose;
 pub mod ingest;
 pub mod json;

@@ -47,7 +47,7 @@ impl std::fmt::Debug for dyn StatusSource {
 }
 
 /// Where records are posted.
-pub const RECORDS_PATH: &str = "/v1/streams/{stream}/records";
+pub const RECORDS_PATH: &str = weir_core::api::RECORDS_PATH;
 /// The health check.
 pub const HEALTHZ_PATH: &str = "/healthz";
 /// Prometheus metrics.
@@ -87,7 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route(ERRORS_PATH, get(recent_failures).fallback(get_only))
         // The dashboard (`/`, `/assets/…`): a page for people, not part of the API, so not in ROUTES.
         .merge(crate::dashboard::router())
-        .fallback(|| async { ApiError::not_found(format!("no such resource; records go to POST {RECORDS_PATH}")) })
+        .fallback(|| async { ApiError::from(weir_core::api::ApiError::no_such_resource()) })
         .with_state(state)
 }
 
@@ -241,50 +241,26 @@ async fn accept_records(
     Ok((put_records_response(&results), count, bytes))
 }
 
-/// `{"failed_record_count":0,"records":[{"shard_id":…,"sequence_number":…},…]}`, written directly:
-/// both fields are fixed-format ASCII, so no escaping and no string per record is needed.
+/// The 200 reply ([`weir_core::api::StoredReply`]), ids written without a `String` per record.
 fn put_records_response(results: &[weir_stream::PutResult]) -> Response {
-    let mut body = Vec::with_capacity(40 + results.len() * 90);
-    body.extend_from_slice(br#"{"failed_record_count":0,"records":["#);
-    for (i, r) in results.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(br#"{"shard_id":""#);
-        r.shard_id.write_ascii(&mut body);
-        body.extend_from_slice(br#"","sequence_number":""#);
-        r.sequence_number.write_ascii(&mut body);
-        body.extend_from_slice(br#""}"#);
+    let mut reply = weir_core::api::StoredReply::with_capacity(results.len());
+    for r in results {
+        reply.push_ascii(|b| r.shard_id.write_ascii(b), |b| r.sequence_number.write_ascii(b));
     }
-    body.extend_from_slice(b"]}");
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    ([(header::CONTENT_TYPE, "application/json")], reply.finish()).into_response()
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<&str>, ApiError> {
     headers
         .get(&name)
-        .map(|v| {
-            v.to_str().map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_header",
-                    format!("{name} is not ASCII"),
-                )
-            })
-        })
+        .map(|v| weir_core::api::header_text(name.as_str(), v.as_bytes()).map_err(ApiError::from))
         .transpose()
 }
 
 /// Reads the body, enforcing the size cap while streaming (chunked bodies included) and a deadline.
 /// A `Content-Length` over the cap is refused before any of the body is read.
 async fn read_body(body: Body, max_bytes: usize, timeout: Duration) -> Result<bytes::Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the request body exceeds {max_bytes} bytes"),
-        )
-    };
+    let too_large = || ApiError::from(weir_core::api::ApiError::body_too_large(max_bytes));
     if body.size_hint().lower() > max_bytes as u64 {
         return Err(too_large());
     }
@@ -296,11 +272,7 @@ async fn read_body(body: Body, max_bytes: usize, timeout: Duration) -> Result<by
             format!("the request body was not received within {timeout:?}"),
         )),
         Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
-        Ok(Err(e)) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "body_read_failed",
-            format!("reading the request body failed: {e}"),
-        )),
+        Ok(Err(e)) => Err(weir_core::api::ApiError::body_read_failed(e).into()),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
 }

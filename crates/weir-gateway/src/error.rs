@@ -1,90 +1,52 @@
-//! API errors and the one mapping from errors to HTTP statuses.
+//! API errors and the one mapping from errors to HTTP responses. The error body, and the status and
+//! code of every error the ingest Lambda answers too, live in [`weir_core::api`]; this adds what only
+//! `weir up` raises (the stream's append errors) and the axum response.
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use weir_core::api;
 use weir_core::ingest::IngestError;
 use weir_stream::AppendError;
 
-/// An error answered as `{"error":{"code":…,"message":…,"record_index":…}}`.
+/// An error answered as `{"error":{"code":…,"message":…,"record_index":…}}` (see [`weir_core::api::ApiError`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub record_index: Option<usize>,
-    /// Seconds for a `Retry-After` header (429 and 503).
-    pub retry_after: Option<u32>,
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
-}
-
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    record_index: Option<usize>,
-}
+pub struct ApiError(pub api::ApiError);
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            record_index: None,
-            retry_after: None,
-        }
+        ApiError(api::ApiError::new(status.as_u16(), code, message))
     }
 
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+        ApiError(api::ApiError::not_found(message))
     }
 
     pub fn unknown_stream(name: &str) -> ApiError {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_stream",
-            format!("no stream named {name:?}"),
-        )
+        ApiError(api::ApiError::unknown_stream(name))
     }
 
     pub fn method_not_allowed() -> ApiError {
-        ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "use POST for this resource",
-        )
+        ApiError(api::ApiError::method_not_allowed())
     }
 
     pub fn unauthorized() -> ApiError {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid `Authorization: Bearer <token>` header is required",
-        )
+        ApiError(api::ApiError::unauthorized())
     }
 
-    fn retry_after(mut self, seconds: u32) -> ApiError {
-        self.retry_after = Some(seconds);
-        self
+    fn retry_after(self, seconds: u32) -> ApiError {
+        ApiError(self.0.with_retry_after(seconds))
+    }
+}
+
+impl From<api::ApiError> for ApiError {
+    fn from(e: api::ApiError) -> ApiError {
+        ApiError(e)
     }
 }
 
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> ApiError {
-        ApiError {
-            status: StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
-            code: e.code,
-            message: e.message,
-            record_index: e.record_index,
-            retry_after: None,
-        }
+        ApiError(e.into())
     }
 }
 
@@ -101,10 +63,11 @@ impl From<AppendError> for ApiError {
             AppendError::Closed => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message).retry_after(5)
             }
-            AppendError::InvalidRecord { index, .. } => ApiError {
-                record_index: Some(index),
-                ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_record", message)
-            },
+            AppendError::InvalidRecord { index, .. } => {
+                let mut e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_record", message);
+                e.0.record_index = Some(index);
+                e
+            }
             AppendError::BatchTooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message),
             AppendError::EmptyBatch => ApiError::new(StatusCode::BAD_REQUEST, "empty", message),
             AppendError::Io(_) | AppendError::Poisoned(_) => {
@@ -116,20 +79,15 @@ impl From<AppendError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: Inner {
-                code: self.code,
-                message: &self.message,
-                record_index: self.record_index,
-            },
-        };
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(seconds) = self.retry_after {
+        let e = self.0;
+        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, [(header::CONTENT_TYPE, "application/json")], e.body()).into_response();
+        if let Some(seconds) = e.retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

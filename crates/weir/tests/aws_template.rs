@@ -391,3 +391,41 @@ fn checkov_finds_no_failed_checks_and_every_skip_has_a_reason() {
     }
     assert!(output.status.success(), "checkov exit {:?}", output.status.code());
 }
+
+/// The two functions are crates/weir-lambda's binaries as `cargo lambda build --release --arm64` leaves
+/// them (target/lambda/<bin>/bootstrap, which scripts/test.sh builds and checks), for the runtime and
+/// architecture they are built for; and every `WEIR_*` variable the template sets is one the functions
+/// read (crates/weir-lambda/src/config.rs), and the other way round.
+#[test]
+fn the_functions_are_the_weir_lambda_binaries_with_the_variables_they_read() {
+    let t = template();
+    let manifest: toml::Value = toml::from_str(
+        &std::fs::read_to_string(repo().join("crates/weir-lambda/Cargo.toml")).expect("read weir-lambda's manifest"),
+    )
+    .expect("weir-lambda's manifest is TOML");
+    let bins: Vec<&str> = manifest["bin"]
+        .as_array()
+        .expect("[[bin]] targets")
+        .iter()
+        .filter_map(|b| b["name"].as_str())
+        .collect();
+    let config_rs = std::fs::read_to_string(repo().join("crates/weir-lambda/src/config.rs")).expect("read config.rs");
+    let mut set = std::collections::BTreeSet::new();
+    for (resource, bin) in [("IngestFunction", "ingest"), ("TransformFunction", "transform")] {
+        assert!(bins.contains(&bin), "weir-lambda has no binary {bin}: {bins:?}");
+        let props = &t["Resources"][resource]["Properties"];
+        assert_eq!(props["CodeUri"].as_str(), Some(format!("../../target/lambda/{bin}/").as_str()));
+        assert_eq!(props["Handler"].as_str(), Some("bootstrap"), "{resource}");
+        assert_eq!(props["Runtime"].as_str(), Some("provided.al2023"), "{resource}");
+        assert_eq!(strings(&props["Architectures"]), vec![Some("arm64")], "{resource}");
+        let variables = props["Environment"]["Variables"].as_mapping().expect("environment variables");
+        for name in variables.keys().filter_map(Value::as_str).filter(|n| n.starts_with("WEIR_")) {
+            assert!(config_rs.contains(&format!("\"{name}\"")), "{resource} sets {name}, which weir-lambda never reads");
+            set.insert(name.to_owned());
+        }
+    }
+    // Every WEIR_ variable weir-lambda reads is set by the template.
+    for quoted in config_rs.split('"').filter(|s| s.starts_with("WEIR_") && !s.contains(' ')) {
+        assert!(set.contains(quoted), "weir-lambda reads {quoted}, which the template never sets");
+    }
+}
