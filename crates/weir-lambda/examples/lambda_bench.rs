@@ -15,6 +15,8 @@
 //! Every answer must be a response (not an invocation error); for API Gateway events, `statusCode` 200
 //! or an empty (null) body.
 
+// The tests use parts of it this example does not.
+#[allow(dead_code)]
 #[path = "../tests/support/runtime_api.rs"]
 mod runtime_api;
 

@@ -98,11 +98,6 @@ impl RuntimeApi {
     pub fn invoke(&mut self, event: Vec<u8>) -> Outcome {
         self.invoke_timed(event, Duration::from_secs(60)).0
     }
-
-    /// The first outcome that arrives without an invocation (an init error), if any within `timeout`.
-    pub fn unsolicited(&self, timeout: Duration) -> Option<Outcome> {
-        self.outcomes.recv_timeout(timeout).ok().map(|(o, _)| o)
-    }
 }
 
 /// The environment a runtime needs, for a function named `name`.
