@@ -14,6 +14,7 @@
 //! - [`api`]: its answering half: error bodies and their statuses, the stored-records reply.
 //! - [`transform`]: Firehose's transformation contract (records, results, the Lambda JSON envelope,
 //!   the processing-failed document) and weir's built-in transforms (`newline`, `flatten`, `csv`).
+//! - [`query`]: the shape of a warehouse query's result (`weir query`, `POST /api/query`).
 //! - [`snowflake`]: the Snowflake SQL (integration, file format, stage, table, Snowpipe) that loads a
 //!   delivery stream's objects.
 
@@ -23,5 +24,6 @@ pub mod ingest;
 pub mod json;
 pub mod kinesis;
 pub mod prefix;
+pub mod query;
 pub mod snowflake;
 pub mod transform;

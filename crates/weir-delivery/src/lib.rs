@@ -26,6 +26,7 @@
 //! - [`partition`]: partition keys from jq queries (Firehose's inline parsing).
 //! - [`encode`]: NDJSON, CSV and Parquet; gzip, zstd and Snappy.
 //! - [`intent`]: batch intents.
+//! - [`object_log`]: finished batches and their objects, in order, for the warehouse loader.
 //! - [`redrive`]: failed records through the current transform again.
 //! - [`sink`]: the destination (a local directory; or S3 and any S3-compatible store through `object_store`).
 
@@ -33,6 +34,7 @@ mod command;
 pub mod config;
 pub mod encode;
 pub mod intent;
+pub mod object_log;
 pub mod partition;
 mod plan;
 pub mod redrive;
@@ -206,6 +208,18 @@ impl Delivery {
         sink: Arc<dyn Sink>,
         state_dir: impl Into<PathBuf>,
     ) -> Result<Delivery, DeliveryError> {
+        Delivery::start_with_log(stream, config, sink, state_dir, false)
+    }
+
+    /// [`Delivery::start`], also announcing every finished batch in the object log
+    /// (`<state_dir>/objects`, see [`Delivery::object_log_dir`]) when `object_log` is set.
+    pub fn start_with_log(
+        stream: Stream,
+        config: DeliveryConfig,
+        sink: Arc<dyn Sink>,
+        state_dir: impl Into<PathBuf>,
+        object_log: bool,
+    ) -> Result<Delivery, DeliveryError> {
         config.validate()?;
         let setup = setup(&config, stream.name())?;
         let consumer = format!("firehose-{}", config.name);
@@ -215,6 +229,12 @@ impl Delivery {
             path: state_dir.clone(),
             source,
         })?;
+        let object_log = if object_log {
+            let dir = Delivery::object_log_dir(&state_dir);
+            Some(object_log::ObjectLog::open(&dir).map_err(|source| DeliveryError::State { path: dir, source })?)
+        } else {
+            None
+        };
         let stats = Arc::new(DeliveryStats::new(stream.shard_ids().len()));
         let (shutdown, stopping) = watch::channel(false);
         let ctx = Arc::new(shard::Context {
@@ -224,6 +244,7 @@ impl Delivery {
             sink: sink.clone(),
             intents,
             stats: stats.clone(),
+            object_log,
         });
         let tasks = stream
             .shard_ids()
@@ -242,6 +263,11 @@ impl Delivery {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Where the object log of the delivery with state in `state_dir` lives.
+    pub fn object_log_dir(state_dir: &std::path::Path) -> PathBuf {
+        state_dir.join("objects")
     }
 
     /// The stream consumer this delivery checkpoints as.

@@ -108,6 +108,20 @@ pub fn redrive(
                 sink.put(&object.key, &object.body)
                     .map_err(io_err(format!("writing {}", object.key)))?;
             }
+            // A warehouse loader reads the object log (it exists once `weir up` ran with a warehouse):
+            // the new objects are announced like any batch, under an id that is the same on a rerun.
+            let log_dir = crate::Delivery::object_log_dir(state_dir);
+            if log_dir.is_dir() {
+                let notice = crate::shard::notice(
+                    &planned,
+                    batch_id,
+                    records.len() as u64,
+                    now,
+                    crate::object_log::NoticeSource::Redrive,
+                );
+                crate::object_log::ObjectLog::append_once(&log_dir, &notice)
+                    .map_err(io_err(format!("appending to the object log in {}", log_dir.display())))?;
+            }
             ledger.redriven.insert(key.clone());
             write_ledger(&ledger_path, &ledger)?;
         }

@@ -10,6 +10,7 @@ use weir_stream::{ReadLimits, Record, SequenceNumber, ShardId, ShardIterator, Sh
 
 use crate::DeliveryStats;
 use crate::intent::{BatchIntent, IntentStore};
+use crate::object_log::{BatchNotice, NoticeObject, NoticeSource, ObjectLog};
 use crate::plan::{self, Setup};
 use crate::sink::Sink;
 
@@ -25,6 +26,8 @@ pub(crate) struct Context {
     pub sink: Arc<dyn Sink>,
     pub intents: IntentStore,
     pub stats: Arc<DeliveryStats>,
+    /// Where finished batches are announced (to the warehouse loader), if anything reads them.
+    pub object_log: Option<ObjectLog>,
 }
 
 #[derive(Default)]
@@ -185,6 +188,10 @@ fn deliver(ctx: &Context, records: &[Record], record_intent: bool) -> Result<(),
             .put(&object.key, &object.body)
             .map_err(|e| format!("writing object {}: {e}", object.key))?;
     }
+    if let Some(log) = &ctx.object_log {
+        log.append(&notice(&plan, id, records.len() as u64, now, NoticeSource::Stream))
+            .map_err(|e| format!("appending to the object log in {}: {e}", log.dir().display()))?;
+    }
     ctx.stream
         .checkpoint(&ctx.consumer, last_seq)
         .map_err(|e| format!("checkpointing {last_seq}: {e}"))?;
@@ -223,6 +230,35 @@ fn deliver(ctx: &Context, records: &[Record], record_intent: bool) -> Result<(),
         Relaxed,
     );
     Ok(())
+}
+
+/// The object log's line for a planned batch.
+pub(crate) fn notice(
+    plan: &plan::Plan,
+    batch_id: uuid::Uuid,
+    records_in: u64,
+    now_ms: i64,
+    source: NoticeSource,
+) -> BatchNotice {
+    BatchNotice {
+        batch_id: batch_id.to_string(),
+        source,
+        written_ms: now_ms,
+        records_in,
+        delivered: plan.delivered,
+        dropped: plan.dropped,
+        failed: plan.failed,
+        objects: plan
+            .objects
+            .iter()
+            .map(|o| NoticeObject {
+                key: o.key.clone(),
+                bytes: o.body.len() as u64,
+                records: o.records,
+                error_output: o.error.map(|e| e.as_str().to_owned()),
+            })
+            .collect(),
+    }
 }
 
 /// At start: if the shard's last recorded batch is past its checkpoint, a crash interrupted it —

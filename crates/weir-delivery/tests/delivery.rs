@@ -269,3 +269,70 @@ async fn a_crash_before_the_object_was_written_writes_exactly_the_recorded_batch
     all.extend(more);
     assert_eq!(ids_in(&after), sorted(all));
 }
+
+/// The object log announces every batch after its objects exist; a replayed batch announces the same
+/// batch id and keys again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_object_log_announces_every_object_and_a_replay_repeats_its_notice() {
+    use weir_delivery::object_log::{LogPosition, ObjectLogReader};
+    let s = setup(2);
+    let start_logged = |s: &Setup| {
+        let sink = LocalDirSink::open(s.root.join("bucket")).expect("sink");
+        let config = DeliveryConfig {
+            name: "events".into(),
+            version: 1,
+            buffer_interval: Duration::from_millis(20),
+            ..DeliveryConfig::default()
+        };
+        Delivery::start_with_log(
+            s.stream.clone(),
+            config,
+            Arc::new(sink),
+            s.root.join("delivery/events"),
+            true,
+        )
+        .expect("start")
+    };
+    let delivery = start_logged(&s);
+    append(&s.stream, 0, 300, 20).await;
+    wait_delivered(delivery.stats(), 300).await;
+    delivery.shutdown().await;
+
+    let reader = ObjectLogReader::new(Delivery::object_log_dir(&s.root.join("delivery/events")));
+    let notices = reader.read(LogPosition::default(), 1000).expect("read log");
+    let announced: BTreeMap<String, u64> = notices
+        .iter()
+        .flat_map(|(n, _)| n.objects.iter().map(|o| (o.key.clone(), o.records)))
+        .collect();
+    let written: BTreeMap<String, u64> = objects(&s.root)
+        .into_iter()
+        .map(|(k, lines)| (k, lines.len() as u64))
+        .collect();
+    assert_eq!(announced, written);
+    assert_eq!(notices.iter().map(|(n, _)| n.records_in).sum::<u64>(), 300);
+    assert!(
+        notices
+            .iter()
+            .all(|(n, _)| n.records_in == n.delivered + n.dropped + n.failed)
+    );
+
+    // A crash before the checkpoint: the batch is delivered again, and announced again unchanged.
+    rewind_to_last_intent(&s, ShardId(0));
+    let delivery = start_logged(&s);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while DeliveryStats::get(&delivery.stats().objects_replayed) < 1 {
+        assert!(Instant::now() < deadline, "the pending batch was not replayed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    delivery.shutdown().await;
+    let after = reader.read(LogPosition::default(), 1000).expect("read log");
+    assert_eq!(after.len(), notices.len() + 1);
+    let replayed = &after.last().expect("a notice").0;
+    // Same batch, same objects (only the time it was written differs).
+    assert!(
+        notices
+            .iter()
+            .any(|(n, _)| n.batch_id == replayed.batch_id && n.objects == replayed.objects),
+        "the replay's notice repeats an earlier one: {replayed:?}"
+    );
+}

@@ -609,17 +609,24 @@
 
     const w = s.warehouse;
     if (!w) {
-      setStage('warehouse', 'not-configured', ['not part of this weir yet']);
+      setStage('warehouse', 'not-configured', ['off in weir.toml ([warehouse] enabled = false)']);
     } else {
+      const tables = w.tables || [];
+      let health = 'ok';
+      if (tables.some((t) => !t.healthy)) health = 'failing';
+      else if (w.load_lag_ms > FRESHNESS_WARN_MS) health = 'lagging';
+      const unbalanced = tables.filter((t) => !t.balanced).map((t) => t.table);
       setStage(
         'warehouse',
-        w.load_lag_ms > FRESHNESS_WARN_MS ? 'lagging' : 'ok',
+        health,
         [
           `${fmtInt(w.rows_loaded)} rows · ${fmtInt(w.objects_loaded)} objects loaded`,
           `${fmtInt(w.objects_pending)} objects pending`,
           `load lag ${fmtMs(w.load_lag_ms)}`,
+          unbalanced.length ? `not reconciled: ${unbalanced.join(', ')}` : 'every table reconciles',
         ],
-        `Health: lagging when loading an object takes over ${FRESHNESS_WARN_MS / 1000} s.`,
+        'Health: failing while objects cannot be read or loaded (retried); lagging when loading an object ' +
+          `takes over ${FRESHNESS_WARN_MS / 1000} s. DuckDB at ${w.path}.`,
       );
     }
   }

@@ -58,6 +58,8 @@ pub const STATUS_PATH: &str = "/api/status";
 pub const OBJECTS_PATH: &str = "/api/objects";
 /// The newest records that failed processing.
 pub const ERRORS_PATH: &str = "/api/errors";
+/// A read-only SQL query on the warehouse (`weir query` while `weir up` runs).
+pub const QUERY_PATH: &str = "/api/query";
 /// Every route [`router`] serves, as (method, path) with OpenAPI's (and axum's) `{param}` syntax; `GET`
 /// also answers `HEAD`, and other methods get 405. `docs/openapi.json` documents exactly these: the
 /// `openapi` test of the `weir` crate checks the spec against this list and against a running server.
@@ -68,6 +70,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", STATUS_PATH),
     ("GET", OBJECTS_PATH),
     ("GET", ERRORS_PATH),
+    ("POST", QUERY_PATH),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -85,6 +88,11 @@ pub fn router(state: AppState) -> Router {
         .route(STATUS_PATH, get(status).fallback(get_only))
         .route(OBJECTS_PATH, get(recent_objects).fallback(get_only))
         .route(ERRORS_PATH, get(recent_failures).fallback(get_only))
+        .route(
+            QUERY_PATH,
+            post(query)
+                .fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST") }),
+        )
         // The dashboard (`/`, `/assets/…`): a page for people, not part of the API, so not in ROUTES.
         .merge(crate::dashboard::router())
         .fallback(|| async { ApiError::from(weir_core::api::ApiError::no_such_resource()) })
@@ -201,6 +209,64 @@ async fn list<T: serde::Serialize + Send + 'static>(
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     Ok(Json(items).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryRequest {
+    sql: String,
+    max_rows: Option<usize>,
+}
+
+/// At most this many rows per query answer.
+const MAX_QUERY_ROWS: usize = 1_000_000;
+
+/// One read-only statement on the warehouse, run on a blocking thread.
+async fn query(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<QueryRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&app, &headers)?;
+    let Json(request) = body.map_err(|e| {
+        let code = match e.status() {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+            _ => "invalid_body",
+        };
+        let status = if code == "invalid_body" {
+            StatusCode::BAD_REQUEST
+        } else {
+            e.status()
+        };
+        ApiError::new(status, code, e.body_text())
+    })?;
+    let max_rows = request.max_rows.unwrap_or(10_000);
+    if !(1..=MAX_QUERY_ROWS).contains(&max_rows) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("max_rows {max_rows} is not from 1 to {MAX_QUERY_ROWS}"),
+        ));
+    }
+    let answer = tokio::task::spawn_blocking(move || app.status.query(&request.sql, max_rows))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    match answer {
+        None => Err(ApiError::not_found(
+            "this pipeline has no warehouse (it is off in weir.toml: [warehouse] enabled = false)",
+        )),
+        Some(Ok(result)) => Ok(Json(result).into_response()),
+        Some(Err(failure)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            if failure.not_allowed {
+                "query_not_allowed"
+            } else {
+                "sql_error"
+            },
+            failure.message,
+        )),
+    }
 }
 
 /// Validates, stores and acknowledges one request; returns the response, its records and their bytes.

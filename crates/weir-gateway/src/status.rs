@@ -95,12 +95,51 @@ pub struct DeliveryShardStatus {
     pub buffered_bytes: u64,
 }
 
+/// The warehouse stage: totals over its tables, and each table.
 #[derive(Debug, Clone, Serialize)]
 pub struct WarehouseStatus {
+    /// The DuckDB database file.
+    pub path: String,
     pub objects_loaded: u64,
     pub objects_pending: u64,
     pub rows_loaded: u64,
+    /// The largest of the tables' last load lags.
     pub load_lag_ms: u64,
+    pub tables: Vec<WarehouseTableStatus>,
+}
+
+/// One delivery stream's loading into its table.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct WarehouseTableStatus {
+    pub delivery: String,
+    pub table: String,
+    /// False while loading fails (retried).
+    pub healthy: bool,
+    pub last_error: Option<String>,
+    pub objects_loaded: u64,
+    /// Objects that cannot be loaded (see `weir.load_history`).
+    pub objects_failed: u64,
+    pub rows_loaded: u64,
+    pub objects_pending: u64,
+    /// The oldest pending object keys.
+    pub pending: Vec<String>,
+    /// Object written → rows visible, for the last loaded batch.
+    pub load_lag_ms: u64,
+    /// Records delivery took in, in loaded batches: `records_in = records_loaded + dropped + failed_rows_loaded`.
+    pub records_in: u64,
+    /// Rows of those records in the table (`rows_loaded` also counts error rows and redriven records).
+    pub records_loaded: u64,
+    pub dropped: u64,
+    pub failed_rows_loaded: u64,
+    pub balanced: bool,
+}
+
+/// Why a warehouse query did not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryFailure {
+    /// Not a single read-only statement (as opposed to an error in the SQL).
+    pub not_allowed: bool,
+    pub message: String,
 }
 
 /// A recently delivered object, with its first lines.
@@ -129,6 +168,10 @@ pub trait StatusSource: Send + Sync + 'static {
     fn streams(&self) -> Vec<StreamStatus>;
     fn deliveries(&self) -> Vec<DeliveryStatus>;
     fn warehouse(&self) -> Option<WarehouseStatus> {
+        None
+    }
+    /// Runs a read-only warehouse query; `None` when there is no warehouse.
+    fn query(&self, _sql: &str, _max_rows: usize) -> Option<Result<weir_core::query::QueryResult, QueryFailure>> {
         None
     }
     /// The newest delivered objects, newest first.
@@ -483,6 +526,29 @@ pub fn prometheus_text(status: &PipelineStatus) -> String {
             "gauge",
             "Object written → rows visible, for the last loaded object (Snowpipe latency).",
             vec![(String::new(), (w.load_lag_ms as f64 / 1000.0).to_string())],
+        );
+        let per_table = |value: &dyn Fn(&WarehouseTableStatus) -> u64| {
+            w.tables
+                .iter()
+                .map(|t| {
+                    (
+                        labels(&[("delivery", &t.delivery), ("table", &t.table)]),
+                        value(t).to_string(),
+                    )
+                })
+                .collect()
+        };
+        family(
+            "weir_warehouse_rows_loaded_total",
+            "counter",
+            "Rows loaded into each table (Snowflake's COPY_HISTORY ROW_COUNT).",
+            per_table(&|t| t.rows_loaded),
+        );
+        family(
+            "weir_warehouse_objects_failed_total",
+            "counter",
+            "Objects that could not be loaded (weir.load_history status 'failed').",
+            per_table(&|t| t.objects_failed),
         );
     }
     out

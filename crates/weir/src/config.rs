@@ -36,6 +36,36 @@ pub struct Config {
     pub server: ServerConfig,
     pub streams: Vec<StreamSection>,
     pub deliveries: Vec<DeliverySection>,
+    pub warehouse: WarehouseSection,
+}
+
+/// The Snowpipe stage: every delivery stream loaded into a DuckDB table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WarehouseSection {
+    /// On by default: `weir query` works on the default pipeline.
+    pub enabled: bool,
+    /// The DuckDB database file, relative to `data_dir` unless absolute.
+    pub path: PathBuf,
+    /// DuckDB's memory limit (its buffer pool; loads spill beyond it).
+    pub memory_limit: ByteSize,
+    /// DuckDB's worker threads.
+    pub threads: u32,
+    /// How often the loader looks for new objects when idle.
+    #[serde(with = "humantime_serde_compat")]
+    pub poll_interval: Duration,
+}
+
+impl Default for WarehouseSection {
+    fn default() -> WarehouseSection {
+        WarehouseSection {
+            enabled: true,
+            path: PathBuf::from("warehouse.duckdb"),
+            memory_limit: ByteSize(512 << 20),
+            threads: 2,
+            poll_interval: Duration::from_millis(200),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,6 +128,8 @@ pub struct DeliverySection {
     pub compression: Compression,
     /// Deliver to S3 (or any S3-compatible store) instead of the local `bucket` directory.
     pub s3: Option<S3Config>,
+    /// The warehouse table the objects are loaded into [default: the delivery stream's name].
+    pub table: Option<String>,
 }
 
 /// Firehose's processing configuration: how the transform is invoked.
@@ -148,6 +180,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             streams: vec![StreamSection::default()],
             deliveries: vec![DeliverySection::default()],
+            warehouse: WarehouseSection::default(),
         }
     }
 }
@@ -199,6 +232,7 @@ impl Default for DeliverySection {
             format: Format::default(),
             compression: Compression::default(),
             s3: None,
+            table: None,
         }
     }
 }
@@ -294,8 +328,46 @@ impl Config {
             if let Err(e) = config.validate() {
                 return invalid(key(e.key), e.message);
             }
+            if self.warehouse.enabled {
+                let table = delivery.table_name();
+                if let Err(e) = weir_warehouse::table::validate_table_name(&table) {
+                    let field = if delivery.table.is_some() { "table" } else { "name" };
+                    return invalid(key(field), format!("{e} (set `table` to name the warehouse table)"));
+                }
+                if let Some((j, _)) = self.deliveries[..i]
+                    .iter()
+                    .enumerate()
+                    .find(|(_, other)| other.table_name().eq_ignore_ascii_case(&table))
+                {
+                    return invalid(key("table"), format!("{table:?} is also deliveries[{j}]'s table"));
+                }
+            }
+        }
+        let w = &self.warehouse;
+        if !(1..=64).contains(&w.threads) {
+            return invalid("warehouse.threads", format!("{} is outside 1..=64", w.threads));
+        }
+        if w.memory_limit.0 < (16 << 20) {
+            return invalid("warehouse.memory_limit", "at least 16MiB");
+        }
+        if w.poll_interval.is_zero() || w.poll_interval > Duration::from_secs(60) {
+            return invalid(
+                "warehouse.poll_interval",
+                format!("{} is outside 1ms..=60s", humantime::format_duration(w.poll_interval)),
+            );
         }
         Ok(())
+    }
+
+    /// The warehouse's database settings (path resolved against `data_dir`).
+    pub fn warehouse_settings(&self) -> weir_warehouse::WarehouseSettings {
+        let w = &self.warehouse;
+        weir_warehouse::WarehouseSettings {
+            path: self.data_dir.join(&w.path),
+            memory_limit: format!("{}MiB", w.memory_limit.0 >> 20),
+            threads: w.threads,
+            poll_interval: w.poll_interval,
+        }
     }
 }
 
@@ -337,6 +409,33 @@ impl StreamSection {
 }
 
 impl DeliverySection {
+    /// The warehouse table: `table`, or the delivery stream's name.
+    pub fn table_name(&self) -> String {
+        self.table.clone().unwrap_or_else(|| self.name.clone())
+    }
+
+    /// The warehouse's view of this delivery stream (after [`Config::validate`]).
+    pub fn table_spec(&self) -> Result<weir_warehouse::TableSpec, ConfigError> {
+        let config = self.delivery_config().map_err(|e| ConfigError {
+            key: e.key.into(),
+            message: e.message,
+        })?;
+        let csv_columns = match &self.transform {
+            TransformSpec::Csv(csv) => Some(&csv.columns[..]),
+            _ => None,
+        };
+        let layout = weir_warehouse::Layout::of(&config.format, csv_columns).map_err(|message| ConfigError {
+            key: "format".into(),
+            message,
+        })?;
+        Ok(weir_warehouse::TableSpec {
+            delivery: self.name.clone(),
+            table: self.table_name(),
+            layout,
+            compression: self.compression,
+        })
+    }
+
     /// The delivery stream's configuration; `Err` names the field (without the `deliveries[i].` prefix).
     pub fn delivery_config(&self) -> Result<weir_delivery::DeliveryConfig, weir_delivery::ConfigError> {
         let p = &self.processor;

@@ -1,11 +1,15 @@
 //! The `weir` command line. Wiring only: the behaviour lives in the library crates.
 
+mod api_client;
 mod aws_cmd;
 mod config;
+mod query_cmd;
 mod redrive_cmd;
+mod render;
 mod send;
 mod snowflake_cmd;
 mod status;
+mod status_cmd;
 mod stream_cmd;
 mod up;
 
@@ -42,6 +46,10 @@ enum Command {
     Stream(stream_cmd::StreamArgs),
     /// Send records to the ingest API from a file, stdin or a template; report throughput and errors.
     Send(send::SendArgs),
+    /// Run one read-only SQL statement on the warehouse (DuckDB) and print the rows.
+    Query(query_cmd::QueryArgs),
+    /// Show each delivery stream's reconciliation and the objects waiting to load into the warehouse.
+    Status(status_cmd::StatusArgs),
     /// Send a delivery stream's processing-failed records through its transform again.
     Redrive(redrive_cmd::RedriveArgs),
     /// Print the Snowflake SQL (integration, file format, stage, table, Snowpipe) that loads a delivery stream.
@@ -64,6 +72,8 @@ fn main() -> ExitCode {
         Command::Up(args) => up::run(args),
         Command::Stream(args) => stream_cmd::run(args),
         Command::Send(args) => send::run(args),
+        Command::Query(args) => query_cmd::run(args),
+        Command::Status(args) => status_cmd::run(args),
         Command::Redrive(args) => redrive_cmd::run(args),
         Command::Snowflake(args) => snowflake_cmd::run(args),
         Command::Aws(args) => aws_cmd::run(args),

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use weir_delivery::{Delivery, DeliveryStats, Sink};
 use weir_gateway::status::{
-    DeliveryShardStatus, DeliveryStatus, FailedRecordSummary, ObjectSummary, StatusSource, StreamShardStatus,
-    StreamStatus, now_ms,
+    DeliveryShardStatus, DeliveryStatus, FailedRecordSummary, ObjectSummary, QueryFailure, StatusSource,
+    StreamShardStatus, StreamStatus, WarehouseStatus, WarehouseTableStatus, now_ms,
 };
 use weir_stream::Stream;
 
@@ -18,6 +18,7 @@ const RECENT_SCAN: usize = weir_delivery::RECENT_OBJECTS;
 pub struct PipelineView {
     streams: Vec<(String, Stream)>,
     deliveries: Vec<DeliveryView>,
+    warehouse: Option<Arc<weir_warehouse::Warehouse>>,
 }
 
 struct DeliveryView {
@@ -28,9 +29,14 @@ struct DeliveryView {
 }
 
 impl PipelineView {
-    pub fn new(streams: Vec<(String, Stream)>, deliveries: &[(String, &Delivery)]) -> PipelineView {
+    pub fn new(
+        streams: Vec<(String, Stream)>,
+        deliveries: &[(String, &Delivery)],
+        warehouse: Option<Arc<weir_warehouse::Warehouse>>,
+    ) -> PipelineView {
         PipelineView {
             streams,
+            warehouse,
             deliveries: deliveries
                 .iter()
                 .map(|(stream, d)| DeliveryView {
@@ -44,7 +50,52 @@ impl PipelineView {
     }
 }
 
+/// The gateway's view of the warehouse's tables.
+pub fn warehouse_status(path: &std::path::Path, tables: Vec<weir_warehouse::TableStatus>) -> WarehouseStatus {
+    let tables: Vec<WarehouseTableStatus> = tables
+        .into_iter()
+        .map(|t| WarehouseTableStatus {
+            delivery: t.delivery,
+            table: t.table,
+            healthy: t.healthy,
+            last_error: t.last_error,
+            objects_loaded: t.objects_loaded,
+            objects_failed: t.objects_failed,
+            rows_loaded: t.rows_loaded,
+            objects_pending: t.objects_pending,
+            pending: t.pending,
+            load_lag_ms: t.load_lag_ms,
+            records_in: t.reconciliation.records_in,
+            records_loaded: t.reconciliation.rows_loaded,
+            dropped: t.reconciliation.dropped,
+            failed_rows_loaded: t.reconciliation.failed_rows_loaded,
+            balanced: t.reconciliation.balanced,
+        })
+        .collect();
+    WarehouseStatus {
+        path: path.display().to_string(),
+        objects_loaded: tables.iter().map(|t| t.objects_loaded).sum(),
+        objects_pending: tables.iter().map(|t| t.objects_pending).sum(),
+        rows_loaded: tables.iter().map(|t| t.rows_loaded).sum(),
+        load_lag_ms: tables.iter().map(|t| t.load_lag_ms).max().unwrap_or(0),
+        tables,
+    }
+}
+
 impl StatusSource for PipelineView {
+    fn warehouse(&self) -> Option<WarehouseStatus> {
+        let w = self.warehouse.as_ref()?;
+        Some(warehouse_status(w.path(), w.status()))
+    }
+
+    fn query(&self, sql: &str, max_rows: usize) -> Option<Result<weir_core::query::QueryResult, QueryFailure>> {
+        let w = self.warehouse.as_ref()?;
+        Some(w.query(sql, max_rows).map_err(|e| QueryFailure {
+            not_allowed: matches!(e, weir_warehouse::QueryError::NotAllowed(_)),
+            message: e.to_string(),
+        }))
+    }
+
     fn streams(&self) -> Vec<StreamStatus> {
         self.streams
             .iter()

@@ -56,6 +56,27 @@ pub(crate) fn read_config(
     Ok(config)
 }
 
+/// Where a delivery stream keeps its batch intents and object log.
+pub(crate) fn delivery_state_dir(data_dir: &std::path::Path, delivery: &str) -> PathBuf {
+    data_dir.join("delivery").join(delivery)
+}
+
+/// What the warehouse loads from a delivery stream.
+pub(crate) fn warehouse_source(
+    section: &crate::config::DeliverySection,
+    data_dir: &std::path::Path,
+    sink: Arc<dyn Sink>,
+) -> anyhow::Result<weir_warehouse::Source> {
+    let table = section
+        .table_spec()
+        .map_err(|e| anyhow::anyhow!("deliveries {:?}: {e}", section.name))?;
+    Ok(weir_warehouse::Source {
+        table,
+        sink,
+        object_log: Delivery::object_log_dir(&delivery_state_dir(data_dir, &section.name)),
+    })
+}
+
 /// Where a delivery stream's objects go: its S3 bucket, or its local directory under the data dir.
 pub(crate) fn open_sink(
     section: &crate::config::DeliverySection,
@@ -109,24 +130,38 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let partition_key = PartitionKeySpec::parse(&section.partition_key).map_err(anyhow::Error::msg)?;
         routes.insert(section.name.clone(), StreamRoute { stream, partition_key });
     }
+    let warehouse_on = config.warehouse.enabled;
     let mut deliveries = Vec::new();
+    let mut sources = Vec::new();
     for section in &config.deliveries {
-        let sink: Arc<dyn Sink> = match &section.s3 {
-            Some(s3) => {
-                Arc::new(S3Sink::new(s3.clone()).with_context(|| format!("delivery {:?}: S3 sink", section.name))?)
-            }
-            None => {
-                let bucket = data_dir.join(&section.bucket);
-                Arc::new(LocalDirSink::open(&bucket).with_context(|| format!("opening bucket {}", bucket.display()))?)
-            }
-        };
+        let sink = open_sink(section, data_dir)?;
         let stream = routes[&section.stream].stream.clone();
-        let state = data_dir.join("delivery").join(&section.name);
+        let state = delivery_state_dir(data_dir, &section.name);
         let delivery_config = section
             .delivery_config()
             .map_err(|e| anyhow::anyhow!("deliveries {:?}: {e}", section.name))?;
-        deliveries.push(Delivery::start(stream, delivery_config, sink, state)?);
+        if warehouse_on {
+            sources.push(warehouse_source(section, data_dir, sink.clone())?);
+        }
+        deliveries.push(Delivery::start_with_log(
+            stream,
+            delivery_config,
+            sink,
+            state,
+            warehouse_on,
+        )?);
     }
+    let warehouse = if warehouse_on {
+        let settings = config.warehouse_settings();
+        let path = settings.path.clone();
+        let warehouse = tokio::task::spawn_blocking(move || weir_warehouse::Warehouse::start(settings, sources))
+            .await
+            .context("starting the warehouse")?
+            .with_context(|| format!("opening the warehouse {}", path.display()))?;
+        Some(Arc::new(warehouse))
+    } else {
+        None
+    };
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -134,7 +169,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // Handlers first: a SIGTERM that follows the banner must already mean a graceful stop.
     let shutdown = shutdown_signal()?;
-    print_banner(&config, addr, &deliveries);
+    print_banner(&config, addr, &deliveries, warehouse.as_deref());
 
     let view = PipelineView::new(
         routes
@@ -147,6 +182,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .zip(&deliveries)
             .map(|(section, d)| (section.stream.clone(), d))
             .collect::<Vec<_>>(),
+        warehouse.clone(),
     );
     let state = AppState {
         streams: Arc::new(routes),
@@ -164,9 +200,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     weir_gateway::serve(listener, weir_gateway::router(state), limits, shutdown).await;
 
     info!("Stopped accepting requests; delivering what is buffered.");
+    // Deliveries first: their last batches are announced before the loader's last pass.
     let drain = async {
         for delivery in deliveries {
             delivery.shutdown().await;
+        }
+        if let Some(warehouse) = &warehouse {
+            let (warehouse, timeout) = (warehouse.clone(), config.server.shutdown_timeout);
+            let _ = tokio::task::spawn_blocking(move || warehouse.shutdown(timeout)).await;
         }
     };
     if tokio::time::timeout(config.server.shutdown_timeout, drain)
@@ -180,7 +221,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_banner(config: &Config, addr: SocketAddr, deliveries: &[Delivery]) {
+fn print_banner(
+    config: &Config,
+    addr: SocketAddr,
+    deliveries: &[Delivery],
+    warehouse: Option<&weir_warehouse::Warehouse>,
+) {
     let stream = &config.streams[0].name;
     let auth = if config.server.auth_tokens.is_empty() {
         ""
@@ -196,6 +242,15 @@ fn print_banner(config: &Config, addr: SocketAddr, deliveries: &[Delivery]) {
     println!();
     for d in deliveries {
         println!("  delivery {:?} writes objects under {}", d.name(), d.location());
+    }
+    if let Some(w) = warehouse {
+        let tables: Vec<&str> = w.sources().iter().map(|s| s.table.table.as_str()).collect();
+        println!(
+            "  warehouse {} loads table(s) {}; query with: weir query \"select count(*) from {}\"",
+            w.path().display(),
+            tables.join(", "),
+            tables.first().copied().unwrap_or("events"),
+        );
     }
     println!("  dashboard: http://{addr}/   metrics: http://{addr}/metrics");
     println!(

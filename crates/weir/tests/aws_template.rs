@@ -414,18 +414,36 @@ fn the_functions_are_the_weir_lambda_binaries_with_the_variables_they_read() {
     for (resource, bin) in [("IngestFunction", "ingest"), ("TransformFunction", "transform")] {
         assert!(bins.contains(&bin), "weir-lambda has no binary {bin}: {bins:?}");
         let props = &t["Resources"][resource]["Properties"];
-        assert_eq!(props["CodeUri"].as_str(), Some(format!("../../target/lambda/{bin}/").as_str()));
+        assert_eq!(
+            props["CodeUri"].as_str(),
+            Some(format!("../../target/lambda/{bin}/").as_str())
+        );
         assert_eq!(props["Handler"].as_str(), Some("bootstrap"), "{resource}");
         assert_eq!(props["Runtime"].as_str(), Some("provided.al2023"), "{resource}");
         assert_eq!(strings(&props["Architectures"]), vec![Some("arm64")], "{resource}");
-        let variables = props["Environment"]["Variables"].as_mapping().expect("environment variables");
-        for name in variables.keys().filter_map(Value::as_str).filter(|n| n.starts_with("WEIR_")) {
-            assert!(config_rs.contains(&format!("\"{name}\"")), "{resource} sets {name}, which weir-lambda never reads");
+        let variables = props["Environment"]["Variables"]
+            .as_mapping()
+            .expect("environment variables");
+        for name in variables
+            .keys()
+            .filter_map(Value::as_str)
+            .filter(|n| n.starts_with("WEIR_"))
+        {
+            assert!(
+                config_rs.contains(&format!("\"{name}\"")),
+                "{resource} sets {name}, which weir-lambda never reads"
+            );
             set.insert(name.to_owned());
         }
     }
     // Every WEIR_ variable weir-lambda reads is set by the template.
-    for quoted in config_rs.split('"').filter(|s| s.starts_with("WEIR_") && !s.contains(' ')) {
-        assert!(set.contains(quoted), "weir-lambda reads {quoted}, which the template never sets");
+    for quoted in config_rs
+        .split('"')
+        .filter(|s| s.starts_with("WEIR_") && !s.contains(' '))
+    {
+        assert!(
+            set.contains(quoted),
+            "weir-lambda reads {quoted}, which the template never sets"
+        );
     }
 }

@@ -8,7 +8,9 @@ use common::{Response, Weir, http, send_raw};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use weir_core::ingest::code;
-use weir_gateway::api::{ERRORS_PATH, HEALTHZ_PATH, METRICS_PATH, OBJECTS_PATH, RECORDS_PATH, ROUTES, STATUS_PATH};
+use weir_gateway::api::{
+    ERRORS_PATH, HEALTHZ_PATH, METRICS_PATH, OBJECTS_PATH, QUERY_PATH, RECORDS_PATH, ROUTES, STATUS_PATH,
+};
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 const TOKEN: &str = "0123456789abcdef-token";
@@ -393,6 +395,11 @@ fn a_running_server_answers_as_the_spec_says() {
             ("GET", METRICS_PATH | STATUS_PATH | OBJECTS_PATH | ERRORS_PATH) => {
                 http(weir.addr, "GET", &path, &[("Authorization", &bearer)], b"")
             }
+            ("POST", QUERY_PATH) => post(
+                QUERY_PATH,
+                &authorized("application/json"),
+                br#"{"sql":"select 1 as one, 'x' as text, [1, 2] as list","max_rows":5}"#,
+            ),
             other => panic!("no request for {other:?}: teach this test"),
         };
         assert_eq!(
@@ -444,6 +451,29 @@ fn a_running_server_answers_as_the_spec_says() {
             );
         }
     }
+    // Errors of the query operation.
+    for (status, body, content_type) in [
+        (400, &br#"{"sql":"delete from events"}"#[..], "application/json"),
+        (
+            400,
+            br#"{"sql":"select * from read_csv('/etc/passwd')"}"#,
+            "application/json",
+        ),
+        (400, br#"{"sql":"select 1","max_rows":0}"#, "application/json"),
+        (400, br#"{"query":"select 1"}"#, "application/json"),
+        (415, br#"{"sql":"select 1"}"#, "text/plain"),
+    ] {
+        let response = post(QUERY_PATH, &authorized(content_type), body);
+        let what = format!("POST {QUERY_PATH} {}", String::from_utf8_lossy(body));
+        assert_eq!(
+            response.status,
+            status,
+            "{what}: {}",
+            String::from_utf8_lossy(&response.body)
+        );
+        conforms(&spec, &documented("POST", QUERY_PATH, status), &response, &what);
+    }
+
     let response = http(weir.addr, "GET", "/v1/streams", &[], b"");
     assert_eq!(response.status, 404);
     conforms(

@@ -51,6 +51,21 @@ impl Compression {
         }
     }
 
+    /// Decompresses an object written with this compression, streaming (the warehouse loader reads
+    /// objects through it). gzip reads every member, as `gunzip` does.
+    pub fn reader<'r>(self, compressed: impl std::io::Read + 'r) -> Box<dyn std::io::Read + 'r> {
+        match self {
+            Compression::None => Box::new(compressed),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(compressed)),
+            Compression::Zstd => match zstd::stream::read::Decoder::new(compressed) {
+                Ok(decoder) => Box::new(decoder),
+                // Only allocating the decoder's context can fail: report it when read.
+                Err(e) => Box::new(FailingReader(Some(e))),
+            },
+            Compression::Snappy => Box::new(snap::read::FrameDecoder::new(compressed)),
+        }
+    }
+
     /// The compressed object's content type; `None` when uncompressed (the format's own type).
     pub fn content_type(self) -> Option<&'static str> {
         match self {
@@ -65,6 +80,18 @@ impl Compression {
 impl fmt::Display for Compression {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A reader whose first read returns an error.
+struct FailingReader(Option<std::io::Error>);
+
+impl std::io::Read for FailingReader {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        Err(self
+            .0
+            .take()
+            .unwrap_or_else(|| std::io::Error::other("decoder unavailable")))
     }
 }
 

@@ -22,6 +22,11 @@ pub struct Weir {
 impl Weir {
     /// Starts `weir up` with `config` (TOML) on a free port, data in `data_dir`, and waits for its banner.
     pub fn start(data_dir: &Path, config: &str) -> Weir {
+        Weir::start_with_env(data_dir, config, &[])
+    }
+
+    /// [`Weir::start`] with extra environment variables.
+    pub fn start_with_env(data_dir: &Path, config: &str, env: &[(&str, &str)]) -> Weir {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let config_path = data_dir.join("weir.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -34,6 +39,7 @@ impl Weir {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -80,6 +86,20 @@ impl Weir {
                 break status;
             }
             assert!(Instant::now() < deadline, "weir up did not stop within 60 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let output = self.output.take().expect("output").join().expect("output thread");
+        (status, output)
+    }
+
+    /// Waits (bounded) for the process to exit by itself; returns its status and output.
+    pub fn wait_exit(mut self, timeout: Duration) -> (ExitStatus, String) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "weir up did not exit within {timeout:?}");
             std::thread::sleep(Duration::from_millis(20));
         };
         let output = self.output.take().expect("output").join().expect("output thread");
