@@ -88,4 +88,15 @@ retry_duration = "5s"
     ids.sort_unstable();
     assert_eq!(ids, sent, "every acknowledged record exactly once");
     drop(runtime);
+
+    // The warehouse loaded the same objects from S3 (DuckDB cannot; the loader reads them through the
+    // S3 sink).
+    let out = std::process::Command::new(common::WEIR)
+        .args(["query", "--format", "csv", "--url", "http://127.0.0.1:1", "--data-dir"])
+        .arg(dir.path())
+        .arg("select count(*) as n, count(distinct record->>'id') as ids, bool_and(_object like '%/events-1-%.gz') as keys from events")
+        .output()
+        .expect("weir query");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n,ids,keys\n500,500,true\n");
 }

@@ -63,7 +63,11 @@ fn weir_status(data_dir: &Path, url: &str) -> String {
         .args(["--url", url])
         .output()
         .expect("run weir status");
-    assert!(out.status.success(), "weir status: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "weir status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("UTF-8")
 }
 
@@ -124,9 +128,15 @@ fn round_trip(delivery_extra: &str, columns_typed: bool) {
     let (status, output) = weir.stop();
     assert!(status.success(), "{output}");
     let offline = weir_status(dir.path(), "http://127.0.0.1:1");
-    for (text, source) in [(&live, "from the running weir up"), (&offline, "weir up is not running")] {
+    for (text, source) in [
+        (&live, "from the running weir up"),
+        (&offline, "weir up is not running"),
+    ] {
         assert!(text.contains(source), "{text}");
-        assert!(text.contains("records in 500 = loaded 500 + dropped 0 + failed 0   ✓ balanced"), "{text}");
+        assert!(
+            text.contains("records in 500 = loaded 500 + dropped 0 + failed 0   ✓ balanced"),
+            "{text}"
+        );
         assert!(text.contains("waiting 0"), "{text}");
     }
 
