@@ -56,16 +56,18 @@ pub fn run(conn: &Connection, sql: &str, max_rows: usize) -> Result<QueryResult,
     check_read_only(conn, sql)?;
     let mut stmt = conn.prepare(sql)?;
     let mut rows = stmt.query([])?;
+    // Executed: the statement knows its columns, whether or not there are rows.
+    let (names, types): (Vec<String>, Vec<DataType>) = match rows.as_ref() {
+        Some(stmt) => {
+            let names = stmt.column_names();
+            let types = (0..names.len()).map(|i| stmt.column_type(i)).collect();
+            (names, types)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
     let mut out = Vec::new();
     let mut truncated = false;
-    let mut types: Vec<DataType> = Vec::new();
-    let mut names: Vec<String> = Vec::new();
     while let Some(row) = rows.next()? {
-        if types.is_empty() {
-            let stmt = row.as_ref();
-            names = stmt.column_names();
-            types = (0..names.len()).map(|i| stmt.column_type(i)).collect();
-        }
         if out.len() == max_rows {
             truncated = true;
             break;
@@ -75,13 +77,6 @@ pub fn run(conn: &Connection, sql: &str, max_rows: usize) -> Result<QueryResult,
             values.push(to_json(row.get::<_, Value>(i)?, kind));
         }
         out.push(values);
-    }
-    if names.is_empty() {
-        // No rows: the statement still knows its columns.
-        if let Some(stmt) = rows.as_ref() {
-            names = stmt.column_names();
-            types = (0..names.len()).map(|i| stmt.column_type(i)).collect();
-        }
     }
     let columns = names
         .into_iter()

@@ -114,12 +114,12 @@ fn every_acknowledged_record_is_delivered_exactly_once_across_sigkills() {
     );
     // The warehouse loaded every delivered record exactly once, across the same kills (delivery
     // replays announce batches twice; the loader must not load them twice).
-    let out = std::process::Command::new(common::WEIR)
-        .args(["query", "--format", "json", "--url", "http://127.0.0.1:1", "--data-dir"])
-        .arg(dir.path())
-        .arg("select count(*) as n, count(distinct record->>'id') as ids from events")
-        .output()
-        .expect("weir query");
+    let out = common::weir_query(
+        dir.path(),
+        None,
+        "json",
+        "select count(*) as n, count(distinct record->>'id') as ids from events",
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let counts: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(

@@ -91,12 +91,13 @@ retry_duration = "5s"
 
     // The warehouse loaded the same objects from S3 (DuckDB cannot; the loader reads them through the
     // S3 sink).
-    let out = std::process::Command::new(common::WEIR)
-        .args(["query", "--format", "csv", "--url", "http://127.0.0.1:1", "--data-dir"])
-        .arg(dir.path())
-        .arg("select count(*) as n, count(distinct record->>'id') as ids, bool_and(_object like '%/events-1-%.gz') as keys from events")
-        .output()
-        .expect("weir query");
+    let out = common::weir_query(
+        dir.path(),
+        None,
+        "csv",
+        "select count(*) as n, count(distinct record->>'id') as ids, \
+         bool_and(_object like '%/events-1-%.gz') as keys from events",
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "n,ids,keys\n500,500,true\n");
 }

@@ -39,18 +39,7 @@ fn weir_query(data_dir: &Path, url: Option<&str>, sql: &str) -> Value {
 }
 
 fn query_command(data_dir: &Path, url: Option<&str>, sql: &str) -> std::process::Output {
-    let mut cmd = Command::new(WEIR);
-    cmd.args(["query", "--format", "json", "--config"])
-        .arg(data_dir.join("weir.toml"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg(sql);
-    match url {
-        Some(url) => cmd.args(["--url", url]),
-        // No server: the config's listen address would be port 0.
-        None => cmd.args(["--url", "http://127.0.0.1:1"]),
-    };
-    cmd.output().expect("run weir query")
+    common::weir_query(data_dir, url, "json", sql)
 }
 
 /// `weir status` against `url` (or the files, when nothing listens there).

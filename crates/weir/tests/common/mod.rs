@@ -258,3 +258,17 @@ pub fn fast_config(server: &str) -> String {
         "[server]\n{server}\n\n[[streams]]\nname = \"events\"\nshards = 4\n\n[[deliveries]]\nname = \"events\"\nstream = \"events\"\nbuffer_interval = \"100ms\"\n"
     )
 }
+
+/// `weir query --format <format>` on the warehouse in `data_dir` (its weir.toml, if any), through the
+/// server at `url`, or from the file when `url` is `None`.
+pub fn weir_query(data_dir: &Path, url: Option<&str>, format: &str, sql: &str) -> std::process::Output {
+    let mut cmd = Command::new(WEIR);
+    cmd.args(["query", "--format", format, "--data-dir"]).arg(data_dir);
+    let config = data_dir.join("weir.toml");
+    if config.exists() {
+        cmd.arg("--config").arg(config);
+    }
+    // No server: the config's listen address may be port 0, so name one where nothing listens.
+    cmd.args(["--url", url.unwrap_or("http://127.0.0.1:1")]).arg(sql);
+    cmd.output().expect("run weir query")
+}
