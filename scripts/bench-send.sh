@@ -27,16 +27,14 @@ WRK=(wrk -t2 -c"$CONNECTIONS" -d"${SECS}s" --latency)
 
 command -v wrk >/dev/null || { echo "wrk is required (Debian: apt-get install -y wrk)" >&2; exit 1; }
 
-BUILD=(cargo build --release -p weir --bin weir -p weir-gateway --example trivial_server)
-"${BUILD[@]}"
+source scripts/bench/lib.sh
+trap cleanup EXIT
+release_build
 WEIR=target/release/weir
 TRIVIAL=target/release/examples/trivial_server
 
 mkdir -p target/tmp
 WORK=$(mktemp -d "$PWD/target/tmp/bench-send.XXXXXX")
-
-source scripts/bench/lib.sh
-trap cleanup EXIT
 
 # The records both tools send: bench-up.sh's Lua bodies, and the same records as files for weir send.
 write_wrk_scripts "$WORK"
@@ -118,7 +116,7 @@ agree() {
 cat <<EOF
 
 Date: $(date -u +%Y-%m-%d). Machine: nproc = $(nproc), $(uname -sr), $(wrk --version 2>&1 | head -1 | awk '{ print $1, $2 }'); commit $(git rev-parse --short HEAD)$([ -z "$(git status --porcelain)" ] || echo " (working tree with uncommitted changes)").
-Build: \`${BUILD[*]}\`. Server: \`$TRIVIAL 0\` (one per run).
+Build: \`${RELEASE_BUILD[*]}\`. Server: \`$TRIVIAL 0\` (one per run).
 wrk: \`${WRK[*]} -s single.lua|ndjson.lua http://ADDR/v1/streams/events/records\`.
 weir send: \`$WEIR send --url http://ADDR --connections $CONNECTIONS --ack status --output json --quiet --duration ${SECS}s\` plus
   (a) file: \`single.ndjson --repeat 0 --batch-size 1\`; template: \`--template '$TEMPLATE' --batch-size 1\`;

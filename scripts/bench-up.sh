@@ -28,8 +28,9 @@ RECORD_BYTES=200 # every record the clients send; each is one line of RECORD_BYT
 WRK=(wrk -t2 -c64 -d"${SECONDS_PER_RUN}s" --latency)
 
 command -v wrk >/dev/null || { echo "wrk is required (Debian: apt-get install -y wrk)" >&2; exit 1; }
-
-cargo build --release -p weir --bin weir --example ack_to_object -p weir-gateway --example trivial_server
+source scripts/bench/lib.sh
+trap cleanup EXIT
+release_build
 WEIR=target/release/weir
 TRIVIAL=target/release/examples/trivial_server
 ACK_TO_OBJECT=target/release/examples/ack_to_object
@@ -39,10 +40,6 @@ WORK=$(mktemp -d "$PWD/target/tmp/bench-up.XXXXXX")
 if [ "$(df --output=source "$WORK" | tail -1)" != "$(df --output=source . | tail -1)" ]; then
   echo "warning: $WORK is not on the repository's disk" >&2
 fi
-
-source scripts/bench/lib.sh
-trap cleanup EXIT
-
 
 # stop <pid>: SIGTERM (weir delivers what is buffered), SIGKILL after 60 s.
 stop() {

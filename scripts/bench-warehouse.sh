@@ -13,13 +13,13 @@ WORK=$(mktemp -d)
 source scripts/bench/lib.sh
 trap 'cleanup; rm -rf "$WORK"' EXIT
 
-# Note: the two cargo commands resolve features differently, so each compiles DuckDB's C++ in release
-# once (about 30 minutes each on 2 cores); later runs reuse both.
-echo "== 1. load throughput (cargo bench -p weir-warehouse --bench load -- $RUNS 8)"
-cargo bench -p weir-warehouse --bench load -- "$RUNS" 8
+release_build
+LOAD=$(bench_executable load)
+[ -x "$LOAD" ] || { echo "building the load bench failed" >&2; exit 1; }
+echo "== 1. load throughput ($LOAD --bench $RUNS 8)"
+"$LOAD" --bench "$RUNS" 8
 
 echo "== 2. lag at 10,000 records/s for ${SECONDS_OF_LOAD}s"
-cargo build --release -p weir
 WEIR=${CARGO_TARGET_DIR:-target}/release/weir
 cat >"$WORK/weir.toml" <<TOML
 [[streams]]

@@ -1,6 +1,24 @@
-# Shared by scripts/bench-up.sh and scripts/bench-send.sh (sourced, after `cd` to the repository):
-# the servers they start (stopped by PID on exit), wrk's request bodies, and the figures' statistics.
-# Callers set WORK (their work directory) and `trap cleanup EXIT`.
+# Shared by scripts/bench-up.sh, bench-send.sh and bench-warehouse.sh (sourced, after `cd` to the
+# repository): the release build, the servers they start (stopped by PID on exit), wrk's request
+# bodies, and the figures' statistics. Callers `trap cleanup EXIT`.
+
+# The one release build every benchmark of the running pipeline uses: binaries, examples and benches
+# of the whole workspace but the Lambda functions, in a single cargo invocation. Cargo compiles
+# DuckDB's C++ (weir-warehouse) once per feature resolution, about 30 minutes on 2 cores, so every
+# script asks for the same resolution.
+RELEASE_BUILD=(cargo build --release --workspace --exclude weir-lambda --bins --examples --benches)
+release_build() {
+  "${RELEASE_BUILD[@]}"
+}
+
+# bench_executable <bench target>: the path of a bench executable from the release build.
+bench_executable() {
+  "${RELEASE_BUILD[@]}" --message-format=json 2>/dev/null | python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] and m.get("executable"):
+        print(m["executable"])' "$1" | tail -1
+}
 
 PIDS=()
 cleanup() {

@@ -41,6 +41,7 @@
 
 pub mod config;
 mod consumers;
+pub mod direct;
 pub mod error;
 pub mod format;
 mod reader;

@@ -67,7 +67,7 @@ pub(crate) fn create_segment(
         created_ms,
         next_seq: next_seq.to_vec(),
     };
-    let file = vfs.create_new(&path).map_err(|e| (e, true))?;
+    let file = vfs.create_log(&path).map_err(|e| (e, true))?;
     let bytes = header.encode();
     let written = file
         .write_all_at(&bytes, 0)
@@ -108,7 +108,7 @@ pub(crate) fn recover(
     let mut segments: Vec<(Arc<SegmentFile>, u64)> = Vec::with_capacity(ids.len());
     for (i, &id) in ids.iter().enumerate() {
         let path = segment_path(dir, id);
-        let file = vfs.open(&path).map_err(io_err(&path))?;
+        let file = vfs.open_log(&path).map_err(io_err(&path))?;
         let len = file.size().map_err(io_err(&path))?;
         let mut buf = vec![0; header_len.min(len as usize)];
         crate::vfs::read_exact_at(file.as_ref(), &mut buf, 0).map_err(io_err(&path))?;
@@ -166,7 +166,17 @@ pub(crate) fn recover(
     for (i, (file, len)) in segments.into_iter().enumerate() {
         let mut entry = SegmentEntry::new(file.clone());
         check_continuity(&file, &mut tips, mode)?;
-        let scan = scan_segment(&file, len, &mut entry, &mut tips);
+        let scan = match scan_segment(&file, len, &mut entry, &mut tips) {
+            Err(Damage::At(..)) if is_padding(&file, entry.visible_len, len).map_err(io_err(&file.path))? => {
+                // The zeros after a direct write's last frame (crate::direct), not damage.
+                file.file
+                    .set_len(entry.visible_len)
+                    .and_then(|()| file.file.sync_data())
+                    .map_err(io_err(&file.path))?;
+                Ok(())
+            }
+            scan => scan,
+        };
         if let Err(Damage::Io(e)) = scan {
             return Err(io_err(&file.path)(e));
         }
@@ -246,6 +256,18 @@ fn check_continuity(file: &SegmentFile, tips: &mut [ShardTip], mode: RecoveryMod
         });
     }
     Ok(())
+}
+
+/// Whether the bytes from `good_len` to `len` are the zero padding a direct write leaves: less than a
+/// block, up to a block boundary.
+fn is_padding(file: &SegmentFile, good_len: u64, len: u64) -> std::io::Result<bool> {
+    let align = crate::direct::ALIGN as u64;
+    if !len.is_multiple_of(align) || len - good_len >= align {
+        return Ok(false);
+    }
+    let mut rest = vec![0; (len - good_len) as usize];
+    crate::vfs::read_exact_at(file.file.as_ref(), &mut rest, good_len)?;
+    Ok(rest.iter().all(|&b| b == 0))
 }
 
 enum Damage {

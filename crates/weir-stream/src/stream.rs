@@ -263,6 +263,7 @@ impl Stream {
             buf: Vec::new(),
             last_group_batches: 0,
             last_fsync: std::time::Duration::ZERO,
+            sealed: None,
         };
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()

@@ -10,6 +10,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::direct::DirectFile;
+
 /// A file opened for positional reads and writes.
 ///
 /// Positional I/O (`pread`/`pwrite`) lets one handle be shared by the writer and any number of
@@ -25,6 +27,8 @@ pub trait VfsFile: Send + Sync + Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// The file's current size in bytes.
     fn size(&self) -> io::Result<u64>;
+    /// The file will not be written again: keep at most `keep_bytes` of it cached in memory.
+    fn retire(&self, _keep_bytes: usize) {}
 }
 
 /// Directory-level operations.
@@ -36,6 +40,21 @@ pub trait Vfs: Send + Sync + Debug {
     fn create_new(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>>;
     /// Opens an existing file for reading and writing.
     fn open(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>>;
+    /// Creates a new append-only log file (a segment); the real file system writes it with direct I/O
+    /// ([`crate::direct`]).
+    fn create_log(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
+        self.create_new(path)
+    }
+    /// Opens an existing log file.
+    fn open_log(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
+        self.open(path)
+    }
+    /// Creates a new file holding `contents` and fsyncs it; fails if it exists.
+    fn create_with(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
+        let file = self.create_new(path)?;
+        file.write_all_at(contents, 0)?;
+        file.sync_data()
+    }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// fsyncs a directory, making entries created, renamed or removed in it durable.
@@ -63,10 +82,7 @@ impl<'a> dyn Vfs + 'a {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        let file = self.create_new(&tmp)?;
-        let written = file.write_all_at(contents, 0).and_then(|()| file.sync_data());
-        drop(file);
-        if let Err(e) = written.and_then(|()| self.rename(&tmp, path)) {
+        if let Err(e) = self.create_with(&tmp, contents).and_then(|()| self.rename(&tmp, path)) {
             let _ = self.remove_file(&tmp);
             return Err(e);
         }
@@ -99,12 +115,16 @@ pub fn read_exact_at(file: &dyn VfsFile, mut buf: &mut [u8], mut offset: u64) ->
     Ok(())
 }
 
+/// Files at least this large are written with direct I/O by [`StdVfs::create_with`]; for small ones
+/// (checkpoints, intents) the padding and second descriptor are not worth it.
+const DIRECT_WRITE_MIN: usize = 64 * 1024;
+
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdVfs;
 
 #[derive(Debug)]
-struct StdFile(File);
+pub(crate) struct StdFile(pub(crate) File);
 
 impl VfsFile for StdFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
@@ -142,6 +162,20 @@ impl Vfs for StdVfs {
     fn open(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         Ok(Arc::new(StdFile(file)))
+    }
+    fn create_log(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
+        DirectFile::create_new(path)
+    }
+    fn open_log(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
+        DirectFile::open(path)
+    }
+    fn create_with(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
+        if contents.len() < DIRECT_WRITE_MIN {
+            let file = OpenOptions::new().write(true).create_new(true).open(path)?;
+            file.write_all_at(contents, 0)?;
+            return file.sync_data();
+        }
+        crate::direct::create_with(path, contents)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         fs::rename(from, to)
@@ -253,6 +287,9 @@ impl VfsFile for FaultyFile {
     }
     fn size(&self) -> io::Result<u64> {
         self.inner.size()
+    }
+    fn retire(&self, keep_bytes: usize) {
+        self.inner.retire(keep_bytes);
     }
 }
 

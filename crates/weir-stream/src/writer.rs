@@ -21,6 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tracing::{error, warn};
 
 use crate::config::SyncPolicy;
+use crate::direct::SEALED_TAIL_BYTES;
 use crate::error::AppendError;
 use crate::format::encode_frame;
 use crate::recovery::create_segment;
@@ -80,6 +81,8 @@ pub(crate) struct Writer {
     /// Batches in the last group written, and how long the last fsync took (for the commit delay).
     pub last_group_batches: usize,
     pub last_fsync: Duration,
+    /// The segment sealed last, whose end stays in memory for readers just behind the roll.
+    pub sealed: Option<Arc<SegmentFile>>,
 }
 
 struct PendingAppend {
@@ -382,7 +385,11 @@ impl Writer {
             Ok(file) => {
                 self.len = file.header_len;
                 self.synced_len = file.header_len;
-                self.active = file.clone();
+                let sealed = std::mem::replace(&mut self.active, file.clone());
+                sealed.file.retire(SEALED_TAIL_BYTES);
+                if let Some(older) = self.sealed.replace(sealed) {
+                    older.file.retire(0);
+                }
                 shared.write_state().segments.push(SegmentEntry::new(file));
                 shared.counters.add(&shared.counters.segments_created, 1);
                 self.retention();

@@ -60,7 +60,9 @@ fn write_batches(dir: &Path, segment_bytes: u64, batches: usize) -> Vec<(Vec<Sto
             .zip(data)
             .map(|(r, d)| (r.shard_id.0, r.sequence_number.offset, d))
             .collect();
-        out.push((written, fs::metadata(last_segment(dir)).expect("segment").len()));
+        // The stream's logical size: with one segment, where this batch ends in it. (The file itself
+        // may run on to the next 4 KiB boundary with zeros while the stream writes it directly.)
+        out.push((written, stream.stats().disk_bytes));
     }
     out
 }
@@ -274,17 +276,23 @@ fn salvage_mode_skips_a_corrupt_sealed_region_and_keeps_everything_else() {
 #[test]
 fn corruption_appearing_under_a_running_stream_fails_the_read_with_its_position() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let stream = Stream::open(dir.path(), "s", config(1 << 20)).expect("open");
-    stream
-        .append_blocking(
-            (0..50)
-                .map(|i| PutRecord::new(format!("{i}"), format!("payload {i}")))
-                .collect(),
-        )
-        .expect("append");
-    let segment = last_segment(dir.path());
-    let len = fs::metadata(&segment).expect("meta").len();
-    Damage::FlipBit.apply(&segment, len - 3);
+    // Small segments: the oldest are sealed and no longer held in memory, so reads go to the disk.
+    let stream = Stream::open(dir.path(), "s", config(4096)).expect("open");
+    for b in 0..20 {
+        stream
+            .append_blocking(
+                (0..50)
+                    .map(|i| PutRecord::new(format!("{b}-{i}"), format!("payload {b} {i}")))
+                    .collect(),
+            )
+            .expect("append");
+    }
+    let files = segments(dir.path());
+    assert!(files.len() >= 3, "need retired segments, have {}", files.len());
+    let segment = files[0].clone();
+    // Inside the first frame's records, past its header.
+    let pos = header_len() + 40;
+    Damage::FlipBit.apply(&segment, pos);
     let mut failures = 0;
     for shard in stream.shard_ids() {
         let it = stream
@@ -294,11 +302,41 @@ fn corruption_appearing_under_a_running_stream_fails_the_read_with_its_position(
             Ok(batch) => assert!(batch.records.iter().all(|r| r.data.starts_with(b"payload "))),
             Err(ReadError::Corrupt { path, offset, .. }) => {
                 assert_eq!(path, segment);
-                assert!(offset < len);
+                assert!(offset <= pos, "flip at {pos} reported at {offset}");
                 failures += 1;
             }
             Err(e) => panic!("unexpected error {e}"),
         }
     }
     assert_eq!(failures, 1, "exactly the shard owning the damaged frame fails");
+}
+
+#[test]
+fn zero_padding_after_the_last_frame_is_not_damage() {
+    // What a crash leaves behind direct writes (weir_stream::direct): any segment, sealed or active,
+    // may end with zeros up to the next 4 KiB boundary.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let batches = write_batches(dir.path(), 4096, 40);
+    let all: Vec<_> = batches.iter().flat_map(|(r, _)| r.clone()).collect();
+    let files = segments(dir.path());
+    assert!(files.len() >= 3, "need sealed segments, have {}", files.len());
+    let mut lens = Vec::new();
+    for file in &files {
+        let len = fs::metadata(file).expect("meta").len();
+        let padded = len.div_ceil(4096) * 4096;
+        assert!(padded > len, "{} is already aligned", file.display());
+        fs::OpenOptions::new()
+            .write(true)
+            .open(file)
+            .expect("open segment")
+            .set_len(padded)
+            .expect("pad");
+        lens.push(len);
+    }
+    let stream = Stream::open(dir.path(), "s", config(4096)).expect("open");
+    assert_eq!(read_all(&stream).expect("read"), sorted(all));
+    assert_eq!(stream.stats().truncated_bytes_at_open, 0, "padding is not a torn tail");
+    drop(stream);
+    let after: Vec<u64> = files.iter().map(|f| fs::metadata(f).expect("meta").len()).collect();
+    assert_eq!(after, lens, "the padding is cut");
 }

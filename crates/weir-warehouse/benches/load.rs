@@ -2,10 +2,13 @@
 //!
 //! For each format, objects of ~5 MiB are written by weir's encoders to a local bucket and announced
 //! in an object log; the loader's rows/s (first notice read → last commit) is set against one DuckDB
-//! connection running `INSERT INTO … SELECT … FROM read_*('<file>')` over the same files, one
-//! transaction per file, into a table of the same shape. Both use the same DuckDB settings.
+//! connection running `INSERT INTO … SELECT …, '<key>', <row number>, now() FROM read_*('<file>')` over
+//! the same files into a table of the same shape (the same rows, object key and row number included),
+//! once with a transaction per file and once with one transaction for all of them; the better of the
+//! two is the ceiling. All use the same DuckDB settings.
 //!
-//! `cargo bench -p weir-warehouse --bench load [-- RUNS OBJECTS]` (scripts/bench/bench-warehouse.sh).
+//! `cargo bench --workspace --exclude weir-lambda --bench load [-- RUNS OBJECTS]`, or through
+//! scripts/bench-warehouse.sh, which also measures the lag through `weir up`.
 
 use duckdb::Connection;
 use std::sync::Arc;
@@ -62,8 +65,9 @@ struct Case {
     name: &'static str,
     format: Format,
     layout: Layout,
-    /// DuckDB's own reader over a file, for the ceiling.
-    reader: fn(&str) -> String,
+    /// DuckDB's own reader over a file (path, object key), for the ceiling: the same rows the loader
+    /// inserts, with the object key and row number.
+    reader: fn(&str, &str) -> String,
 }
 
 fn cases() -> Vec<Case> {
@@ -73,8 +77,11 @@ fn cases() -> Vec<Case> {
             name: "NDJSON",
             format: Format::Ndjson,
             layout: Layout::Json,
-            reader: |p| {
-                format!("SELECT json, 'k', 1, now() FROM read_json_objects('{p}', format = 'newline_delimited')")
+            reader: |p, k| {
+                format!(
+                    "SELECT json, '{k}', row_number() OVER (), now() \
+                     FROM read_json_objects('{p}', format = 'newline_delimited')"
+                )
             },
         },
         Case {
@@ -84,7 +91,7 @@ fn cases() -> Vec<Case> {
                 columns: columns(),
                 header: true,
             },
-            reader: |p| format!("SELECT *, 'k', 1, now() FROM read_csv('{p}', header = true)"),
+            reader: |p, k| format!("SELECT *, '{k}', row_number() OVER (), now() FROM read_csv('{p}', header = true)"),
         },
         Case {
             name: "Parquet",
@@ -94,7 +101,12 @@ fn cases() -> Vec<Case> {
                 timestamp_unit: Default::default(),
             },
             layout: Layout::Parquet { columns: columns() },
-            reader: |p| format!("SELECT *, 'k', 1, now() FROM read_parquet('{p}')"),
+            reader: |p, k| {
+                format!(
+                    "SELECT * EXCLUDE (file_row_number), '{k}', file_row_number + 1, now() \
+                     FROM read_parquet('{p}', file_row_number = true)"
+                )
+            },
         },
     ]
 }
@@ -190,7 +202,8 @@ fn loader_run(case: &Case, objects: usize) -> (f64, u64) {
         .expect("append");
     }
     loop {
-        let s = &w.status()[0];
+        // progress(), not status(): polling must not run queries beside the loader.
+        let s = &w.progress()[0];
         if s.objects_loaded + s.objects_failed == keys.len() as u64 {
             assert_eq!(s.objects_failed, 0, "{s:?}");
             assert_eq!(s.rows_loaded, rows);
@@ -203,8 +216,8 @@ fn loader_run(case: &Case, objects: usize) -> (f64, u64) {
     (rows as f64 / elapsed, rows)
 }
 
-/// rows/s of DuckDB loading the same files itself, one transaction per file.
-fn ceiling_run(case: &Case, objects: usize) -> f64 {
+/// rows/s of DuckDB loading the same files itself: one transaction per file, or one for all of them.
+fn ceiling_run(case: &Case, objects: usize, one_transaction: bool) -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let sink = LocalDirSink::open(dir.path().join("bucket")).expect("bucket");
     let (keys, rows) = write_objects(case, &sink, objects);
@@ -222,10 +235,20 @@ fn ceiling_run(case: &Case, objects: usize) -> f64 {
     };
     conn.execute_batch(&spec.create_sql()).expect("create");
     let started = Instant::now();
+    if one_transaction {
+        conn.execute_batch("BEGIN").expect("begin");
+    }
     for (key, _, _) in &keys {
         let path = dir.path().join("bucket").join(key);
-        let sql = format!("INSERT INTO bench {}", (case.reader)(&path.to_string_lossy()));
-        conn.execute_batch(&format!("BEGIN; {sql}; COMMIT;")).expect("insert");
+        let sql = format!("INSERT INTO bench {}", (case.reader)(&path.to_string_lossy(), key));
+        if one_transaction {
+            conn.execute_batch(&sql).expect("insert");
+        } else {
+            conn.execute_batch(&format!("BEGIN; {sql}; COMMIT;")).expect("insert");
+        }
+    }
+    if one_transaction {
+        conn.execute_batch("COMMIT").expect("commit");
     }
     let elapsed = started.elapsed().as_secs_f64();
     let n: i64 = conn
@@ -244,26 +267,53 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let runs: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(5);
     let objects: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(8);
-    println!("{objects} objects of ~5 MiB per run, median of {runs} runs (loader and ceiling alternate)");
-    println!("| format | rows/object | weir loader rows/s | DuckDB alone rows/s | weir / DuckDB |");
-    println!("|---|---|---|---|---|");
+    println!("{objects} objects of ~5 MiB per run, median (min–max) of {runs} runs (loader and ceilings alternate)");
+    println!(
+        "| format | rows/object | weir loader rows/s | DuckDB alone, a transaction per file | \
+         DuckDB alone, one transaction | weir / best DuckDB |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
     for case in cases() {
-        let (mut loader, mut ceiling) = (Vec::new(), Vec::new());
+        let (mut loader, mut per_file, mut one) = (Vec::new(), Vec::new(), Vec::new());
         let mut rows = 0;
         for _ in 0..runs {
             let (r, n) = loader_run(&case, objects);
             loader.push(r);
             rows = n;
-            ceiling.push(ceiling_run(&case, objects));
+            per_file.push(ceiling_run(&case, objects, false));
+            one.push(ceiling_run(&case, objects, true));
         }
-        let (l, c) = (median(loader), median(ceiling));
+        let ratios: Vec<f64> = (0..runs).map(|i| 100.0 * loader[i] / per_file[i].max(one[i])).collect();
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.0} % |",
+            "| {} | {} | {} | {} | {} | {} |",
             case.name,
             rows / objects as u64,
-            l,
-            c,
-            100.0 * l / c
+            summary(loader, ""),
+            summary(per_file, ""),
+            summary(one, ""),
+            summary(ratios, " %")
         );
     }
+}
+
+/// `median (min–max)` with thousands separators.
+fn summary(mut v: Vec<f64>, unit: &str) -> String {
+    v.sort_by(f64::total_cmp);
+    let fmt = |x: f64| {
+        let digits = format!("{:.0}", x);
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    format!(
+        "{}{unit} ({}–{})",
+        fmt(median(v.clone())),
+        fmt(v[0]),
+        fmt(v[v.len() - 1])
+    )
 }

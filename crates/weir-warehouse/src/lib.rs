@@ -5,10 +5,12 @@
 //! Delivery announces each finished batch in its object log (`weir_delivery::object_log`), the
 //! equivalent of S3's event notification to Snowpipe's queue. The loader thread follows each
 //! delivery stream's log from its cursor; per batch it reads every object from the sink (a local
-//! directory or S3), decompresses it into a staging directory, and in **one transaction** inserts the
-//! rows with DuckDB's own readers (`read_json_objects`, `read_csv`, `read_parquet`), records each object
-//! in `weir.load_history`, the batch in `weir.batches`, and moves the cursor. A crash anywhere before
-//! the commit rolls all of it back and the batch is loaded again; after it, the cursor has moved and
+//! directory or S3), decompresses it into a staging directory (or links a local uncompressed object
+//! there), and in **one transaction** inserts the rows with DuckDB's own readers (`read_json_objects`,
+//! `read_csv`, `read_parquet`), records each object in `weir.load_history`, the batch in
+//! `weir.batches`, and moves the cursor (when it is behind, one transaction covers up to 32 waiting
+//! batches). A crash anywhere before the commit rolls all of it back and the batches are loaded again;
+//! after it, the cursor has moved and
 //! the batch id and object keys are primary keys, so nothing is loaded twice (Snowpipe's per-file
 //! load history, made crash-proof).
 //!
@@ -16,7 +18,7 @@
 //! - [`table`]: a delivery stream's target table and the SQL that creates and loads it.
 //! - `history`: the warehouse's own tables (`weir.load_history`, `weir.batches`, `weir.cursors`) and the
 //!   `weir.reconciliation` view.
-//! - `load`: one batch in one transaction.
+//! - `load`: a group of batches in one transaction.
 //! - `database`: opening DuckDB locked down (no downloads, no files outside staging, settings frozen).
 //! - [`query`]: read-only user SQL, rows as JSON values.
 //! - `crash`: crash points for the crash test.
@@ -36,7 +38,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use weir_core::query::QueryResult;
 use weir_delivery::Sink;
-use weir_delivery::object_log::ObjectLogReader;
+use weir_delivery::object_log::{BatchNotice, LogPosition, ObjectLogReader};
 
 pub use crash::ENV as CRASH_ENV;
 pub use database::OpenError;
@@ -100,6 +102,11 @@ pub struct TableStatus {
 pub const PENDING_LISTED: usize = 20;
 /// How many notices the loader reads from a log at a time.
 const READ_AHEAD: usize = 10_000;
+
+/// At most this many objects per load transaction (see [`group_len`]).
+const GROUP_OBJECTS: usize = 32;
+/// At most this many object bytes per load transaction (as stored, before decompression).
+const GROUP_BYTES: u64 = 64 << 20;
 
 struct Shared {
     status: Mutex<Vec<TableStatus>>,
@@ -203,9 +210,14 @@ impl Warehouse {
         &self.settings.path
     }
 
-    /// Each delivery stream's loading, with its reconciliation.
+    /// Each delivery stream's loading, without the reconciliation (no query: cheap enough to poll).
+    pub fn progress(&self) -> Vec<TableStatus> {
+        self.shared.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Each delivery stream's loading, with its reconciliation (a query over `weir.batches`).
     pub fn status(&self) -> Vec<TableStatus> {
-        let mut status = self.shared.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut status = self.progress();
         let conn = self.status_conn.lock().unwrap_or_else(|e| e.into_inner());
         for s in &mut status {
             match history::reconciliation(&conn, &s.delivery) {
@@ -384,22 +396,27 @@ fn load_source(
         staging: staging.to_path_buf(),
     };
     let mut last_segment = cursor.segment;
-    for (k, (notice, next)) in notices.iter().enumerate() {
-        let loaded = loader.load(conn, notice, *next).map_err(|e| e.to_string())?;
-        let lag = now_ms().saturating_sub(notice.written_ms).max(0) as u64;
+    let mut done = 0;
+    while done < notices.len() {
+        let group = &notices[done..done + group_len(&notices[done..])];
+        let loaded = loader.load(conn, group).map_err(|e| e.to_string())?;
         {
             let mut status = shared.status.lock().unwrap_or_else(|e| e.into_inner());
             let s = &mut status[i];
             s.healthy = true;
             s.last_error = None;
-            s.objects_loaded += loaded.objects_loaded;
-            s.objects_failed += loaded.objects_failed;
-            s.rows_loaded += loaded.rows;
-            if loaded.new {
-                s.load_lag_ms = lag;
+            for ((notice, _), loaded) in group.iter().zip(&loaded) {
+                s.objects_loaded += loaded.objects_loaded;
+                s.objects_failed += loaded.objects_failed;
+                s.rows_loaded += loaded.rows;
+                if loaded.new {
+                    s.load_lag_ms = now_ms().saturating_sub(notice.written_ms).max(0) as u64;
+                }
             }
         }
-        set_pending(k + 1);
+        done += group.len();
+        set_pending(done);
+        let next = group[group.len() - 1].1;
         if next.segment > last_segment {
             // Consumed segments are no longer needed by anyone.
             reader.remove_before(next.segment).map_err(|e| e.to_string())?;
@@ -407,6 +424,23 @@ fn load_source(
         }
     }
     Ok(())
+}
+
+/// How many of the waiting notices one transaction loads: at least one, then more while they stay
+/// within [`GROUP_OBJECTS`] objects and [`GROUP_BYTES`] bytes. Behind, the loader commits once per
+/// group instead of once per object (a DuckDB commit costs about as much as loading a 5 MiB object).
+fn group_len(waiting: &[(BatchNotice, LogPosition)]) -> usize {
+    let (mut objects, mut bytes) = (0, 0);
+    let mut n = 0;
+    for (notice, _) in waiting {
+        objects += notice.objects.len();
+        bytes += notice.objects.iter().map(|o| o.bytes).sum::<u64>();
+        if n > 0 && (objects > GROUP_OBJECTS || bytes > GROUP_BYTES) {
+            break;
+        }
+        n += 1;
+    }
+    n
 }
 
 fn now_ms() -> i64 {

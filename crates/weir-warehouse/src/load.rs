@@ -1,7 +1,8 @@
-//! Loading one batch notice: every object of the batch, its load-history rows, the batch row and
-//! the loader's cursor, in one DuckDB transaction. A crash before the commit loses the transaction
-//! and the object is loaded again from the same notice; after it, the notice is never read again and
-//! its batch id and object keys would reject a second load anyway.
+//! Loading batch notices: every object of a group of consecutive notices, their load-history rows,
+//! batch rows and the loader's cursor, in one DuckDB transaction (one commit per group rather than
+//! per object, when the loader is behind). A crash before the commit loses the transaction and the
+//! objects are loaded again from the same notices; after it, the notices are never read again and
+//! their batch ids and object keys would reject a second load anyway.
 
 use duckdb::{Connection, params};
 use std::collections::BTreeMap;
@@ -54,12 +55,13 @@ pub(crate) struct Loader<'a> {
 }
 
 impl Loader<'_> {
-    /// Loads `notice` and moves the cursor to `next`.
-    pub fn load(&self, conn: &mut Connection, notice: &BatchNotice, next: LogPosition) -> Result<Loaded, LoadError> {
+    /// Loads a group of consecutive notices (each with the log position after it) in one transaction
+    /// and moves the cursor past the last; returns what became of each notice.
+    pub fn load(&self, conn: &mut Connection, group: &[(BatchNotice, LogPosition)]) -> Result<Vec<Loaded>, LoadError> {
         let mut rejected: BTreeMap<String, String> = BTreeMap::new();
         // An object DuckDB refuses aborts the transaction: start again without it, at most once per object.
         loop {
-            match self.attempt(conn, notice, next, &rejected)? {
+            match self.attempt(conn, group, &rejected)? {
                 Ok(loaded) => return Ok(loaded),
                 Err(r) => {
                     tracing::warn!(delivery = %self.table.delivery, key = %r.key, error = %r.error,
@@ -73,33 +75,57 @@ impl Loader<'_> {
     fn attempt(
         &self,
         conn: &mut Connection,
+        group: &[(BatchNotice, LogPosition)],
+        rejected: &BTreeMap<String, String>,
+    ) -> Result<Result<Vec<Loaded>, Rejected>, LoadError> {
+        let tx = conn.transaction()?;
+        let mut all = Vec::with_capacity(group.len());
+        for (notice, _) in group {
+            match self.load_notice(&tx, notice, rejected)? {
+                Ok(loaded) => all.push(loaded),
+                Err(r) => return Ok(Err(r)),
+            }
+        }
+        crash::point("inserted");
+        if let Some((_, next)) = group.last() {
+            history::set_cursor(&tx, &self.table.delivery, *next)?;
+        }
+        tx.commit()?;
+        crash::point("committed");
+        Ok(Ok(all))
+    }
+
+    /// One notice's objects, load-history rows and batch row, inside the group's transaction.
+    fn load_notice(
+        &self,
+        tx: &duckdb::Transaction<'_>,
         notice: &BatchNotice,
-        next: LogPosition,
         rejected: &BTreeMap<String, String>,
     ) -> Result<Result<Loaded, Rejected>, LoadError> {
         let delivery = self.table.delivery.clone();
-        let tx = conn.transaction()?;
         let mut loaded = Loaded::default();
         // A batch seen before (a delivery replay after a crash), or whose every object is loaded
         // already (announced twice under two ids), adds nothing.
-        let mut seen = history::batch_loaded(&tx, &delivery, &notice.batch_id)?;
-        if !seen && !notice.objects.is_empty() {
-            let mut all_loaded = true;
-            for object in &notice.objects {
-                all_loaded &= history::object_loaded(&tx, &delivery, &object.key)?;
-            }
-            seen = all_loaded;
+        if history::batch_loaded(tx, &delivery, &notice.batch_id)? {
+            return Ok(Ok(loaded));
         }
+        let mut loaded_before = Vec::with_capacity(notice.objects.len());
+        for object in &notice.objects {
+            loaded_before.push(history::object_loaded(tx, &delivery, &object.key)?);
+        }
+        let seen = !notice.objects.is_empty() && loaded_before.iter().all(|&l| l);
         if !seen {
             loaded.new = true;
             let now_us = now_us();
-            for object in &notice.objects {
-                if history::object_loaded(&tx, &delivery, &object.key)? {
+            // A key listed twice in one notice is loaded once.
+            let mut recorded = std::collections::BTreeSet::new();
+            for (object, before) in notice.objects.iter().zip(loaded_before) {
+                if before || !recorded.insert(object.key.as_str()) {
                     continue;
                 }
                 let outcome = match rejected.get(&object.key) {
                     Some(error) => Err(error.clone()),
-                    None => match self.load_object(&tx, object, now_us) {
+                    None => match self.load_object(tx, object, now_us) {
                         Ok(Ok(rows)) => Ok(rows),
                         Ok(Err(error)) => {
                             return Ok(Err(Rejected {
@@ -143,7 +169,6 @@ impl Loader<'_> {
                     loaded.objects_failed += 1;
                 }
             }
-            crash::point("inserted");
             tx.prepare_cached(
                 "INSERT INTO weir.batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, \
                  make_timestamp(?::BIGINT * 1000)::TIMESTAMPTZ, make_timestamp(?::BIGINT)::TIMESTAMPTZ)",
@@ -161,9 +186,6 @@ impl Loader<'_> {
                 now_us,
             ])?;
         }
-        history::set_cursor(&tx, &delivery, next)?;
-        tx.commit()?;
-        crash::point("committed");
         Ok(Ok(loaded))
     }
 
@@ -189,24 +211,9 @@ impl Loader<'_> {
         Ok(result.map(|rows| rows as u64).map_err(|e| e.to_string()))
     }
 
-    /// Copies the object, decompressed, into the staging directory (DuckDB reads it from there).
+    /// Puts the object, decompressed, into the staging directory (DuckDB reads it from there): a hard
+    /// link to a local uncompressed object (no copy; the loader, not SQL, chooses the file), else a copy.
     fn stage(&self, object: &NoticeObject) -> Result<Result<Staged, String>, LoadError> {
-        let body = match self.sink.get(&object.key) {
-            Ok(body) => body,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok(Err(format!(
-                    "object {} is gone from {}",
-                    object.key,
-                    self.sink.location()
-                )));
-            }
-            Err(source) => {
-                return Err(LoadError::Read {
-                    key: object.key.clone(),
-                    source,
-                });
-            }
-        };
         // Error output is always uncompressed NDJSON.
         let (compression, extension) = match &object.error_output {
             None => (self.table.compression, self.table.layout.staged_extension()),
@@ -215,6 +222,33 @@ impl Loader<'_> {
         let path = self
             .staging
             .join(format!("{}.{extension}", uuid::Uuid::new_v4().simple()));
+        let gone = || {
+            Ok(Err(format!(
+                "object {} is gone from {}",
+                object.key,
+                self.sink.location()
+            )))
+        };
+        if compression == weir_delivery::encode::Compression::None
+            && let Some(local) = self.sink.local_path(&object.key)
+        {
+            match std::fs::hard_link(&local, &path) {
+                Ok(()) => return Ok(Ok(Staged(path))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !local.exists() => return gone(),
+                // Another file system, or links not allowed: copy below.
+                Err(_) => {}
+            }
+        }
+        let body = match self.sink.get(&object.key) {
+            Ok(body) => body,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return gone(),
+            Err(source) => {
+                return Err(LoadError::Read {
+                    key: object.key.clone(),
+                    source,
+                });
+            }
+        };
         let stage_error = |source| LoadError::Stage {
             key: object.key.clone(),
             dir: self.staging.display().to_string(),

@@ -50,6 +50,10 @@ impl Sink for LocalDirSink {
         vfs.write_atomic(&path, body)
     }
 
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.path_of(key).ok()
+    }
+
     fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
         // Walk only the directory the prefix's complete segments name.
         let dir_part = prefix.rsplit_once('/').map_or("", |(dir, _)| dir);

@@ -27,6 +27,11 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     fn location(&self) -> String;
     /// The first `max_bytes` bytes of the object at `key` (for previews).
     fn read_head(&self, key: &str, max_bytes: usize) -> io::Result<Vec<u8>>;
+    /// The file holding the object at `key`, when the sink keeps objects as local files (the warehouse
+    /// then links it into its staging directory instead of copying it).
+    fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {
+        None
+    }
     /// The whole object at `key` (redrive reads error-output objects).
     fn get(&self, key: &str) -> io::Result<Vec<u8>> {
         self.read_head(key, usize::MAX)
