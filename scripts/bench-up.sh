@@ -15,7 +15,8 @@
 #
 # wrk, the clients and the servers share the machine's cores. Only processes this script started are
 # stopped, by PID. Knobs: WEIR_BENCH_RUNS (3), WEIR_BENCH_SECONDS (10, per wrk run),
-# WEIR_BENCH_SAMPLES (250, probes per run of (c)), WEIR_BENCH_BACKGROUND (300 records/s).
+# WEIR_BENCH_SAMPLES (250, probes per run of (c)), WEIR_BENCH_BACKGROUND (300 records/s),
+# WEIR_BENCH_WAREHOUSE (false: the DuckDB loader off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,9 @@ SECONDS_PER_RUN=${WEIR_BENCH_SECONDS:-10}
 SAMPLES=${WEIR_BENCH_SAMPLES:-250}
 BACKGROUND=${WEIR_BENCH_BACKGROUND:-300}
 INTERVAL_MS=1000
+# The issue measures HTTP → stream → delivery → bucket; the DuckDB loader (on by default in weir up) is
+# off unless WEIR_BENCH_WAREHOUSE=true.
+WAREHOUSE=${WEIR_BENCH_WAREHOUSE:-false}
 RECORD_BYTES=200 # every record the clients send; each is one line of RECORD_BYTES + 1 in an object
 WRK=(wrk -t2 -c64 -d"${SECONDS_PER_RUN}s" --latency)
 
@@ -131,6 +135,9 @@ name = "events"
 stream = "events"
 buffer_size = "1MiB"
 buffer_interval = "${INTERVAL_MS}ms"
+
+[warehouse]
+enabled = $WAREHOUSE
 EOF
   start "$data/weir.log" "$WEIR" up --config "$data/weir.toml"
   weir_pid=$STARTED_PID weir_addr=$STARTED_ADDR
