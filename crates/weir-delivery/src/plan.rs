@@ -82,7 +82,27 @@ enum Outcome {
 
 /// Plans the objects for `records` (consecutive records of one shard, oldest first).
 pub(crate) fn plan(setup: &Setup, records: &[Record], batch_id: Uuid, now_ms: i64) -> Plan {
-    let inputs: Vec<InputRecord<'_>> = records.iter().map(input_record).collect();
+    // The strings every input carries, made once: each shard id (a stream batch has one shard; a
+    // redriven error object may not) and each sequence number, which is also the record id.
+    let mut shard_ids: Vec<(weir_stream::ShardId, String)> = Vec::new();
+    for r in records {
+        let shard = r.sequence_number.shard;
+        if !shard_ids.iter().any(|(s, _)| *s == shard) {
+            shard_ids.push((shard, shard.to_string()));
+        }
+    }
+    let sequence_numbers: Vec<String> = records.iter().map(|r| ascii(r.sequence_number)).collect();
+    let inputs: Vec<InputRecord<'_>> = records
+        .iter()
+        .zip(&sequence_numbers)
+        .map(|(r, seq)| {
+            let shard_id = shard_ids
+                .iter()
+                .find(|(s, _)| *s == r.sequence_number.shard)
+                .map_or("", |(_, text)| text.as_str());
+            input_record(r, seq, shard_id)
+        })
+        .collect();
     let mut outcomes = transform_all(setup, &inputs);
     let retries = outcomes.1;
     let outcomes = &mut outcomes.0;
@@ -218,17 +238,22 @@ pub(crate) fn plan(setup: &Setup, records: &[Record], batch_id: Uuid, now_ms: i6
     plan
 }
 
-fn input_record(record: &Record) -> InputRecord<'_> {
-    let seq = record.sequence_number;
-    // The sequence number is also the record id: unique in the batch and meaningful to a transform.
-    let seq_text = seq.to_string();
+/// The sequence number's 32-digit form, without `format!`'s padding machinery (once per record).
+fn ascii(seq: weir_stream::SequenceNumber) -> String {
+    let mut digits = Vec::with_capacity(weir_stream::SequenceNumber::STRING_LEN);
+    seq.write_ascii(&mut digits);
+    String::from_utf8(digits).expect("a sequence number is ASCII digits")
+}
+
+fn input_record<'a>(record: &'a Record, seq: &'a str, shard_id: &'a str) -> InputRecord<'a> {
     InputRecord {
-        record_id: Cow::Owned(seq_text.clone()),
+        // The sequence number is also the record id: unique in the batch and meaningful to a transform.
+        record_id: Cow::Borrowed(seq),
         approximate_arrival_ms: record.approximate_arrival_timestamp_ms,
         data: Cow::Borrowed(&record.data),
-        shard_id: Cow::Owned(seq.shard.to_string()),
+        shard_id: Cow::Borrowed(shard_id),
         partition_key: Cow::Borrowed(&record.partition_key),
-        sequence_number: Cow::Owned(seq_text),
+        sequence_number: Cow::Borrowed(seq),
     }
 }
 
