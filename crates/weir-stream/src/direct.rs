@@ -93,10 +93,16 @@ fn write_chunk(c: &SharedChunk) -> RwLockWriteGuard<'_, Aligned> {
     c.write().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The chunk's memory back, unless a reader is still copying out of it (then it is simply freed).
+fn reclaim(chunk: SharedChunk) -> Option<Aligned> {
+    Arc::try_unwrap(chunk)
+        .ok()
+        .map(|lock| lock.into_inner().unwrap_or_else(PoisonError::into_inner))
+}
+
 fn recycle(chunk: SharedChunk) {
-    // A reader still copying out of it keeps it alive; then it is simply freed.
-    if let Ok(lock) = Arc::try_unwrap(chunk) {
-        lock.into_inner().unwrap_or_else(PoisonError::into_inner).give_back();
+    if let Some(memory) = reclaim(chunk) {
+        memory.give_back();
     }
 }
 
@@ -154,20 +160,18 @@ impl Tail {
     /// [`TAIL_CHUNKS`].
     fn chunk_at(&mut self, at: u64) -> SharedChunk {
         let index = ((at - self.start) / CHUNK as u64) as usize;
-        if index == self.chunks.len() {
-            let fresh = if self.chunks.len() >= TAIL_CHUNKS {
-                self.start += CHUNK as u64;
-                self.chunks
-                    .pop_front()
-                    .and_then(|c| Arc::try_unwrap(c).ok())
-                    .map(|lock| lock.into_inner().unwrap_or_else(PoisonError::into_inner))
-                    .unwrap_or_else(Aligned::take)
-            } else {
-                Aligned::take()
-            };
-            self.chunks.push_back(Arc::new(RwLock::new(fresh)));
+        if let Some(chunk) = self.chunks.get(index) {
+            return chunk.clone();
         }
-        self.chunks[index.min(self.chunks.len() - 1)].clone()
+        let oldest = if self.chunks.len() >= TAIL_CHUNKS {
+            self.start += CHUNK as u64;
+            self.chunks.pop_front().and_then(reclaim)
+        } else {
+            None
+        };
+        let chunk = Arc::new(RwLock::new(oldest.unwrap_or_else(Aligned::take)));
+        self.chunks.push_back(chunk.clone());
+        chunk
     }
 
     /// Keeps only the last `keep` chunks.
@@ -307,10 +311,10 @@ impl Drop for DirectFile {
     fn drop(&mut self) {
         let tail = self.tail.get_mut().unwrap_or_else(PoisonError::into_inner);
         tail.release(0);
-        // Cut the last block's padding, so a cleanly closed segment ends at its last frame. (Best
-        // effort: recovery accepts the padding.)
+        // Cut the last block's padding, so a cleanly closed segment ends at its last frame. Best
+        // effort and not fsynced: recovery accepts the padding.
         if tail.loaded && self.buffered.metadata().is_ok_and(|m| m.len() > tail.end) {
-            let _ = self.buffered.set_len(tail.end).and_then(|()| self.buffered.sync_data());
+            let _ = self.buffered.set_len(tail.end);
         }
     }
 }

@@ -2,9 +2,50 @@
 //! `weir status`): one request per connection, JSON in and out.
 
 use anyhow::{Context, bail};
+use clap::Args;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::config::Config;
+
+/// Which pipeline a command looks at: its files (config, data directory) and its running server.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    /// The pipeline definition (weir.toml), for the data directory and the API address.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Where data lives [default: ./weir-data, or data_dir from the config].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// A running weir's API [default: the config's listen address].
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Bearer token for the API [default: the first of the config's server.auth_tokens].
+    #[arg(long, env = "WEIR_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl PipelineArgs {
+    pub fn read_config(&self) -> anyhow::Result<Config> {
+        crate::up::read_config(self.config.as_deref(), self.data_dir.as_deref())
+    }
+
+    /// The API of the `weir up` that `config` describes (or `--url`).
+    pub fn api(&self, config: &Config) -> anyhow::Result<Api> {
+        let url = match &self.url {
+            Some(url) => url.clone(),
+            None => format!("http://{}", config.listen),
+        };
+        Api::new(
+            &url,
+            self.token
+                .clone()
+                .or_else(|| config.server.auth_tokens.first().cloned()),
+        )
+    }
+}
 
 /// A running `weir up`'s API: `http://host:port` and its bearer token, if any.
 #[derive(Debug, Clone)]

@@ -4,11 +4,10 @@
 
 use anyhow::{Context, bail};
 use clap::Args;
-use std::path::PathBuf;
 use weir_core::query::QueryResult;
 use weir_warehouse::{OfflineError, OpenError};
 
-use crate::api_client::{self, Api};
+use crate::api_client::{self, Api, PipelineArgs};
 use crate::render::{OutputFormat, render};
 
 /// Run one read-only SQL statement (SELECT, WITH, FROM, SHOW, DESCRIBE, SUMMARIZE) on the warehouse
@@ -25,30 +24,20 @@ pub struct QueryArgs {
     /// Print at most this many rows.
     #[arg(long, default_value_t = 10_000)]
     max_rows: usize,
-    /// The pipeline definition (weir.toml), for the data directory and the API address.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Where data lives [default: ./weir-data, or data_dir from the config].
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// A running weir's API, asked when the warehouse file is in use [default: the config's listen address].
-    #[arg(long)]
-    url: Option<String>,
-    /// Bearer token for the API [default: the first of the config's server.auth_tokens].
-    #[arg(long, env = "WEIR_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
 }
 
 pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     if args.max_rows == 0 {
         bail!("--max-rows must be at least 1");
     }
-    let config = crate::up::read_config(args.config.as_deref(), args.data_dir.as_deref())?;
+    let config = args.pipeline.read_config()?;
     let settings = config.warehouse_settings();
     let result = match weir_warehouse::query_offline(&settings, &args.sql, args.max_rows) {
         Ok(result) => result,
         Err(OfflineError::Open(OpenError::Locked { .. })) => {
-            let api = crate::status_cmd::api_of(&config, args.url.as_deref(), args.token.clone())?;
+            let api = args.pipeline.api(&config)?;
             query_server(&api, &args.sql, args.max_rows)?
         }
         Err(e) => return Err(e.into()),

@@ -3,49 +3,29 @@
 
 use anyhow::{Context, bail};
 use clap::Args;
-use std::path::PathBuf;
 use weir_gateway::status::WarehouseTableStatus;
 
-use crate::api_client::{self, Api};
+use crate::api_client::{self, PipelineArgs};
 use crate::config::Config;
 
 /// Show each delivery stream's reconciliation (records in = loaded + dropped + failed) and the
 /// objects still waiting to load into the warehouse.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The pipeline definition (weir.toml).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Where data lives [default: ./weir-data, or data_dir from the config].
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// A running weir's API [default: the config's listen address].
-    #[arg(long)]
-    url: Option<String>,
-    /// Bearer token for the API [default: the first of the config's server.auth_tokens].
-    #[arg(long, env = "WEIR_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
     /// Print the status as JSON.
     #[arg(long)]
     json: bool,
 }
 
-/// The API of the `weir up` that `config` describes (or `url`).
-pub fn api_of(config: &Config, url: Option<&str>, token: Option<String>) -> anyhow::Result<Api> {
-    let url = match url {
-        Some(url) => url.to_owned(),
-        None => format!("http://{}", config.listen),
-    };
-    Api::new(&url, token.or_else(|| config.server.auth_tokens.first().cloned()))
-}
-
 pub fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let config = crate::up::read_config(args.config.as_deref(), args.data_dir.as_deref())?;
+    let config = args.pipeline.read_config()?;
     config.validate()?;
     if !config.warehouse.enabled {
         bail!("this pipeline has no warehouse ([warehouse] enabled = false)");
     }
-    let api = api_of(&config, args.url.as_deref(), args.token.clone())?;
+    let api = args.pipeline.api(&config)?;
     let (tables, live) = if api.is_up() {
         let (status, body) = api.call("GET", weir_gateway::api::STATUS_PATH, None)?;
         if status != 200 {
