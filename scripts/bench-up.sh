@@ -59,7 +59,7 @@ stop() {
 hwm_mib() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 # Bytes of delivered objects (temporary `.name.tmp` files excluded).
-bucket_bytes() { find "$1" -type f ! -name '.*' -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
+bucket_bytes() { find "$1" -type f ! -name '.*' -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 
 # wait_delivered <bucket> <records>: waits until the objects hold at least <records> lines and have
 # stopped growing for longer than the buffer interval (wrk's last in-flight requests are stored too,

@@ -613,10 +613,7 @@ impl Batch<'_> {
         let body = self.body;
         let mut line_start = start;
         while line_start <= body.len() {
-            let line_end = body[line_start..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(body.len(), |i| line_start + i);
+            let line_end = memchr::memchr(b'\n', &body[line_start..]).map_or(body.len(), |i| line_start + i);
             let first = skip_whitespace(&body[..line_end], line_start);
             let end = trim_end(body, first, line_end);
             if first < end {
@@ -936,7 +933,7 @@ fn scan_value(bytes: &[u8], start: usize, max_depth: usize, in_array: bool) -> R
 /// The index just past the string whose opening quote is just before `i`, or `None` if it never ends.
 fn skip_string(bytes: &[u8], mut i: usize) -> Option<usize> {
     loop {
-        let offset = bytes.get(i..)?.iter().position(|&b| b == b'"' || b == b'\\')?;
+        let offset = memchr::memchr2(b'"', b'\\', bytes.get(i..)?)?;
         i += offset;
         if bytes[i] == b'"' {
             return Some(i + 1);

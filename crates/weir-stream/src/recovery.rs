@@ -21,9 +21,10 @@ use crate::vfs::Vfs;
 
 pub(crate) const SEGMENT_SUFFIX: &str = ".seg";
 
-/// The most bytes one group write can span; damage further from the end than this cannot be a torn
-/// write.
-const MAX_WRITE_BYTES: u64 = (crate::writer::MAX_GROUP_BYTES + crate::MAX_BATCH_BYTES) as u64;
+/// The most bytes one group write can span, with the zeros a direct file writes beyond it; damage
+/// further from the end than this cannot be a torn write.
+const MAX_WRITE_BYTES: u64 =
+    (crate::writer::MAX_GROUP_BYTES + crate::MAX_BATCH_BYTES) as u64 + crate::direct::MAX_ZERO_TAIL;
 
 pub(crate) fn segment_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:020}{SEGMENT_SUFFIX}"))
@@ -258,11 +259,12 @@ fn check_continuity(file: &SegmentFile, tips: &mut [ShardTip], mode: RecoveryMod
     Ok(())
 }
 
-/// Whether the bytes from `good_len` to `len` are the zero padding a direct write leaves: less than a
-/// block, up to a block boundary.
+/// Whether the bytes from `good_len` to `len` are the zeros a direct file leaves after its last
+/// frame: the last block's padding and the zeros written ahead, at most
+/// [`crate::direct::MAX_ZERO_TAIL`] bytes to a block boundary.
 fn is_padding(file: &SegmentFile, good_len: u64, len: u64) -> std::io::Result<bool> {
     let align = crate::direct::ALIGN as u64;
-    if !len.is_multiple_of(align) || len - good_len >= align {
+    if !len.is_multiple_of(align) || len - good_len > crate::direct::MAX_ZERO_TAIL {
         return Ok(false);
     }
     let mut rest = vec![0; (len - good_len) as usize];

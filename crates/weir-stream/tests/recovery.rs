@@ -2,7 +2,9 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use weir_stream::{OpenError, PutRecord, ReadError, ReadLimits, RecoveryMode, ShardIteratorType, Stream, StreamConfig};
+use weir_stream::{
+    OpenError, PutRecord, ReadError, ReadLimits, RecoveryMode, ShardIteratorType, Stream, StreamConfig, direct,
+};
 
 const SHARDS: u32 = 3;
 
@@ -312,24 +314,27 @@ fn corruption_appearing_under_a_running_stream_fails_the_read_with_its_position(
 }
 
 #[test]
-fn zero_padding_after_the_last_frame_is_not_damage() {
+fn zeros_after_the_last_frame_are_not_damage() {
     // What a crash leaves behind direct writes (weir_stream::direct): any segment, sealed or active,
-    // may end with zeros up to the next 4 KiB boundary.
+    // may end with zeros: the last block's padding, and up to ZERO_AHEAD more written ahead.
     let dir = tempfile::tempdir().expect("tempdir");
     let batches = write_batches(dir.path(), 4096, 40);
     let all: Vec<_> = batches.iter().flat_map(|(r, _)| r.clone()).collect();
     let files = segments(dir.path());
     assert!(files.len() >= 3, "need sealed segments, have {}", files.len());
     let mut lens = Vec::new();
-    for file in &files {
+    for (i, file) in files.iter().enumerate() {
         let len = fs::metadata(file).expect("meta").len();
         let padded = len.div_ceil(4096) * 4096;
         assert!(padded > len, "{} is already aligned", file.display());
+        // Alternately: the block's padding only, and the most zeros a direct file leaves.
+        let zeros_ahead = if i % 2 == 0 { 0 } else { direct::ZERO_AHEAD as u64 };
+        assert!(padded + zeros_ahead - len <= direct::MAX_ZERO_TAIL);
         fs::OpenOptions::new()
             .write(true)
             .open(file)
             .expect("open segment")
-            .set_len(padded)
+            .set_len(padded + zeros_ahead)
             .expect("pad");
         lens.push(len);
     }
@@ -338,5 +343,25 @@ fn zero_padding_after_the_last_frame_is_not_damage() {
     assert_eq!(stream.stats().truncated_bytes_at_open, 0, "padding is not a torn tail");
     drop(stream);
     let after: Vec<u64> = files.iter().map(|f| fs::metadata(f).expect("meta").len()).collect();
-    assert_eq!(after, lens, "the padding is cut");
+    assert_eq!(after, lens, "the zeros are cut");
+}
+
+#[test]
+fn more_zeros_than_a_direct_file_writes_are_damage_in_a_sealed_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_batches(dir.path(), 4096, 40);
+    let files = segments(dir.path());
+    let sealed = &files[0];
+    let len = fs::metadata(sealed).expect("meta").len();
+    let too_long = (len + direct::MAX_ZERO_TAIL + 1).div_ceil(4096) * 4096;
+    fs::OpenOptions::new()
+        .write(true)
+        .open(sealed)
+        .expect("open segment")
+        .set_len(too_long)
+        .expect("extend");
+    match Stream::open(dir.path(), "s", config(4096)) {
+        Err(OpenError::Corrupt { path, offset, .. }) => assert_eq!((path, offset), (sealed.clone(), len)),
+        other => panic!("expected corruption at the end of {}, got {other:?}", sealed.display()),
+    }
 }
