@@ -110,7 +110,7 @@ impl DirectFile {
                     None => self.buffered.metadata()?.len(),
                 };
                 if offset >= disk_end {
-                    // Not read back through the cache (a reader never reads here; see `Tail::written`).
+                    // Past what may be read back (no reader reads here): not through the cache.
                     return self.buffered.read_at(buf, offset);
                 }
                 let mut memory = Aligned::take();
