@@ -406,11 +406,21 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Option<Aligned>> = const { std::cell::RefCell::new(None) };
 }
 
+/// Files at least this large are written with direct I/O by [`create_with`]; for small ones
+/// (checkpoints, intents) the padding and second descriptor are not worth it.
+const DIRECT_WRITE_MIN: usize = 64 * 1024;
+
 /// Creates `path` (failing if it exists) with `contents` and fsyncs it, writing with direct I/O
-/// through a reused 1 MiB buffer per thread; buffered where direct I/O is unsupported.
+/// through a reused 1 MiB buffer per thread; buffered for small files and where direct I/O is
+/// unsupported.
 pub fn create_with(path: &Path, contents: &[u8]) -> io::Result<()> {
     let buffered = OpenOptions::new().write(true).create_new(true).open(path)?;
-    let Some(direct) = open_direct(path)? else {
+    let direct = if contents.len() < DIRECT_WRITE_MIN {
+        None
+    } else {
+        open_direct(path)?
+    };
+    let Some(direct) = direct else {
         buffered.write_all_at(contents, 0)?;
         return buffered.sync_data();
     };
@@ -443,20 +453,39 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn appends_read_back_from_memory_and_from_disk() {
+    /// A new direct file `log` in a temporary directory (kept alive by the returned guard).
+    fn new_log() -> (tempfile::TempDir, std::path::PathBuf, Arc<dyn VfsFile>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("log");
         let file = DirectFile::create_new(&path).expect("create");
-        let mut expected = Vec::new();
-        // Odd sizes cross block and chunk boundaries; enough to push the first chunks out of the tail.
-        let mut seed = 0u8;
-        while expected.len() < (TAIL_CHUNKS + 3) * CHUNK {
+        (dir, path, file)
+    }
+
+    /// Appends pieces of odd sizes (crossing block and chunk boundaries) to `file`, and to `expected`
+    /// which mirrors it, until both hold `len` bytes or more.
+    fn append_until(file: &Arc<dyn VfsFile>, expected: &mut Vec<u8>, len: usize, seed: u8) {
+        let mut seed = seed;
+        while expected.len() < len {
             let piece = contents(7_001 + expected.len() % 300_007, seed);
             seed = seed.wrapping_add(1);
             file.write_all_at(&piece, expected.len() as u64).expect("append");
             expected.extend_from_slice(&piece);
         }
+    }
+
+    /// `len` bytes of `file` from `offset`.
+    fn read(file: &Arc<dyn VfsFile>, offset: usize, len: usize) -> Vec<u8> {
+        let mut buf = vec![0; len];
+        read_exact_at(file.as_ref(), &mut buf, offset as u64).expect("read");
+        buf
+    }
+
+    #[test]
+    fn appends_read_back_from_memory_and_from_disk() {
+        let (_dir, path, file) = new_log();
+        let mut expected = Vec::new();
+        // Enough to push the first chunks out of the tail.
+        append_until(&file, &mut expected, (TAIL_CHUNKS + 3) * CHUNK, 0);
         file.sync_data().expect("sync");
         assert_eq!(file.size().expect("size"), expected.len() as u64);
         for &(offset, len) in &[
@@ -465,9 +494,11 @@ mod tests {
             (expected.len() - 10_000, 10_000),
             (5, CHUNK * 3),
         ] {
-            let mut buf = vec![0; len];
-            read_exact_at(file.as_ref(), &mut buf, offset as u64).expect("read");
-            assert_eq!(buf, expected[offset..offset + len], "read at {offset}");
+            assert_eq!(
+                read(&file, offset, len),
+                expected[offset..offset + len],
+                "read at {offset}"
+            );
         }
         let mut past = [0; 8];
         assert_eq!(file.read_at(&mut past, expected.len() as u64).expect("read at end"), 0);
@@ -478,9 +509,7 @@ mod tests {
 
     #[test]
     fn truncation_and_reopen_continue_where_the_file_ends() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("log");
-        let file = DirectFile::create_new(&path).expect("create");
+        let (_dir, path, file) = new_log();
         let a = contents(10_000, 1);
         file.write_all_at(&a, 0).expect("write");
         file.set_len(6_000).expect("truncate");
@@ -490,9 +519,7 @@ mod tests {
         file.sync_data().expect("sync");
         let mut expected = a[..6_000].to_vec();
         expected.extend_from_slice(&b);
-        let mut buf = vec![0; expected.len()];
-        read_exact_at(file.as_ref(), &mut buf, 0).expect("read");
-        assert_eq!(buf, expected);
+        assert_eq!(read(&file, 0, expected.len()), expected);
         // On disk before close: the data, then zeros to the block boundary and beyond.
         let on_disk = std::fs::read(&path).expect("read file");
         assert_eq!(on_disk.len(), align_up(expected.len()) + ZERO_AHEAD);
@@ -510,61 +537,38 @@ mod tests {
         assert_eq!(std::fs::read(&path).expect("read file"), expected);
     }
 
-    /// Appends until the tail has moved past `chunks` chunks; returns what was written.
-    fn fill(file: &Arc<dyn VfsFile>, seed: u8, chunks: usize) -> Vec<u8> {
-        let mut expected = Vec::new();
-        let mut seed = seed;
-        while expected.len() < (TAIL_CHUNKS + chunks) * CHUNK {
-            let piece = contents(50_001 + expected.len() % 200_003, seed);
-            seed = seed.wrapping_add(1);
-            file.write_all_at(&piece, expected.len() as u64).expect("append");
-            expected.extend_from_slice(&piece);
-        }
-        file.sync_data().expect("sync");
-        expected
-    }
-
     #[test]
     fn bytes_read_back_are_forgotten_when_the_file_is_cut() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = DirectFile::create_new(&dir.path().join("log")).expect("create");
-        let first = fill(&file, 1, 4);
+        let (_dir, _path, file) = new_log();
+        let mut first = Vec::new();
+        append_until(&file, &mut first, (TAIL_CHUNKS + 4) * CHUNK, 1);
+        file.sync_data().expect("sync");
         // Below the tail: read back from disk into the cache, twice (the second time from the cache).
         for _ in 0..2 {
-            let mut buf = vec![0; 3 * CHUNK];
-            read_exact_at(file.as_ref(), &mut buf, 100).expect("read back");
-            assert_eq!(buf, first[100..100 + 3 * CHUNK]);
+            assert_eq!(read(&file, 100, 3 * CHUNK), first[100..100 + 3 * CHUNK]);
         }
         // A rollback cuts into the cached chunks; different bytes are written there.
         let cut = CHUNK + 12_345;
         file.set_len(cut as u64).expect("cut");
         let mut expected = first[..cut].to_vec();
-        let mut seed = 100u8;
-        while expected.len() < (TAIL_CHUNKS + 4) * CHUNK {
-            let piece = contents(70_001, seed);
-            seed = seed.wrapping_add(1);
-            file.write_all_at(&piece, expected.len() as u64).expect("append");
-            expected.extend_from_slice(&piece);
-        }
-        let mut buf = vec![0; 3 * CHUNK];
-        read_exact_at(file.as_ref(), &mut buf, 100).expect("read back after the cut");
-        assert_eq!(buf, expected[100..100 + 3 * CHUNK], "no stale cached bytes");
+        append_until(&file, &mut expected, (TAIL_CHUNKS + 4) * CHUNK, 100);
+        assert_eq!(
+            read(&file, 100, 3 * CHUNK),
+            expected[100..100 + 3 * CHUNK],
+            "no stale cached bytes"
+        );
     }
 
     #[test]
     fn a_write_larger_than_the_tail_reads_back_whole() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("log");
-        let file = DirectFile::create_new(&path).expect("create");
+        let (_dir, path, file) = new_log();
         let small = contents(5_000, 1);
         file.write_all_at(&small, 0).expect("small append");
         let large = contents((2 * TAIL_CHUNKS + 3) * CHUNK + 777, 2);
         file.write_all_at(&large, small.len() as u64).expect("large append");
         let mut expected = small;
         expected.extend_from_slice(&large);
-        let mut buf = vec![0; expected.len()];
-        read_exact_at(file.as_ref(), &mut buf, 0).expect("read");
-        assert!(buf == expected, "read back differs");
+        assert!(read(&file, 0, expected.len()) == expected, "read back differs");
         drop(file);
         assert!(std::fs::read(&path).expect("read file") == expected, "the file differs");
     }
@@ -576,18 +580,14 @@ mod tests {
         let data = contents(3 * CHUNK + 777, 9);
         create_with(&path, &data).expect("write");
         let file = DirectFile::open(&path).expect("open");
-        let mut buf = vec![0; data.len()];
-        read_exact_at(file.as_ref(), &mut buf, 0).expect("read");
-        assert_eq!(buf, data);
+        assert_eq!(read(&file, 0, data.len()), data);
         let mut past = [0; 8];
         assert_eq!(file.read_at(&mut past, data.len() as u64).expect("read at end"), 0);
     }
 
     #[test]
     fn small_appends_keep_zeros_ahead_and_sealing_cuts_them() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("log");
-        let file = DirectFile::create_new(&path).expect("create");
+        let (_dir, path, file) = new_log();
         let disk_len = || std::fs::metadata(&path).expect("meta").len() as usize;
         let small = contents(5_000, 1);
         file.write_all_at(&small, 0).expect("small append");

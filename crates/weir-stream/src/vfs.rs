@@ -115,10 +115,6 @@ pub fn read_exact_at(file: &dyn VfsFile, mut buf: &mut [u8], mut offset: u64) ->
     Ok(())
 }
 
-/// Files at least this large are written with direct I/O by [`StdVfs::create_with`]; for small ones
-/// (checkpoints, intents) the padding and second descriptor are not worth it.
-const DIRECT_WRITE_MIN: usize = 64 * 1024;
-
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdVfs;
@@ -170,11 +166,6 @@ impl Vfs for StdVfs {
         DirectFile::open(path)
     }
     fn create_with(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
-        if contents.len() < DIRECT_WRITE_MIN {
-            let file = OpenOptions::new().write(true).create_new(true).open(path)?;
-            file.write_all_at(contents, 0)?;
-            return file.sync_data();
-        }
         crate::direct::create_with(path, contents)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

@@ -63,10 +63,25 @@ fn write_batches(dir: &Path, segment_bytes: u64, batches: usize) -> Vec<(Vec<Sto
             .map(|(r, d)| (r.shard_id.0, r.sequence_number.offset, d))
             .collect();
         // The stream's logical size: with one segment, where this batch ends in it. (The file itself
-        // may run on to the next 4 KiB boundary with zeros while the stream writes it directly.)
+        // may run on with zeros while the stream writes it directly: padding and zeros written ahead.)
         out.push((written, stream.stats().disk_bytes));
     }
     out
+}
+
+/// Every record of `batches`, in order.
+fn records_of(batches: &[(Vec<Stored>, u64)]) -> Vec<Stored> {
+    batches.iter().flat_map(|(records, _)| records.clone()).collect()
+}
+
+/// Cuts or extends a segment file as a crash or a bad disk might.
+fn set_file_len(path: &Path, len: u64) {
+    fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open segment")
+        .set_len(len)
+        .expect("set the length");
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
@@ -111,12 +126,7 @@ fn truncating_the_tail_at_every_byte_keeps_exactly_the_complete_batches() {
         let dir = tempfile::tempdir().expect("tempdir");
         copy_dir(original.path(), dir.path());
         let segment = dir.path().join("s/segments").join(&segment_name);
-        fs::OpenOptions::new()
-            .write(true)
-            .open(&segment)
-            .expect("open segment")
-            .set_len(cut)
-            .expect("truncate");
+        set_file_len(&segment, cut);
         let stream = Stream::open(dir.path(), "s", config(1 << 20)).expect("recovery opens a torn tail");
         let complete: Vec<_> = batches
             .iter()
@@ -160,7 +170,7 @@ fn header_len() -> u64 {
 fn bit_flips_and_zeroed_lengths_in_the_active_segment_never_return_corrupt_records() {
     let original = tempfile::tempdir().expect("tempdir");
     let batches = write_batches(original.path(), 1 << 20, 10);
-    let all: Vec<_> = batches.iter().flat_map(|(r, _)| r.clone()).collect();
+    let all = records_of(&batches);
     let segment_name = last_segment(original.path()).file_name().expect("name").to_owned();
     let header = header_len();
     let len = batches.last().expect("batches").1;
@@ -237,7 +247,7 @@ fn corruption_in_a_sealed_segment_is_reported_with_its_position() {
 fn salvage_mode_skips_a_corrupt_sealed_region_and_keeps_everything_else() {
     let original = tempfile::tempdir().expect("tempdir");
     let batches = write_batches(original.path(), 4096, 80);
-    let all: Vec<_> = batches.iter().flat_map(|(r, _)| r.clone()).collect();
+    let all = records_of(&batches);
     let files = segments(original.path());
     let sealed = &files[1];
     let pos = fs::metadata(sealed).expect("meta").len() / 2;
@@ -319,7 +329,7 @@ fn zeros_after_the_last_frame_are_not_damage() {
     // may end with zeros: the last block's padding, and up to ZERO_AHEAD more written ahead.
     let dir = tempfile::tempdir().expect("tempdir");
     let batches = write_batches(dir.path(), 4096, 40);
-    let all: Vec<_> = batches.iter().flat_map(|(r, _)| r.clone()).collect();
+    let all = records_of(&batches);
     let files = segments(dir.path());
     assert!(files.len() >= 3, "need sealed segments, have {}", files.len());
     let mut lens = Vec::new();
@@ -330,12 +340,7 @@ fn zeros_after_the_last_frame_are_not_damage() {
         // Alternately: the block's padding only, and the most zeros a direct file leaves.
         let zeros_ahead = if i % 2 == 0 { 0 } else { direct::ZERO_AHEAD as u64 };
         assert!(padded + zeros_ahead - len <= direct::MAX_ZERO_TAIL);
-        fs::OpenOptions::new()
-            .write(true)
-            .open(file)
-            .expect("open segment")
-            .set_len(padded + zeros_ahead)
-            .expect("pad");
+        set_file_len(file, padded + zeros_ahead);
         lens.push(len);
     }
     let stream = Stream::open(dir.path(), "s", config(4096)).expect("open");
@@ -354,12 +359,7 @@ fn more_zeros_than_a_direct_file_writes_are_damage_in_a_sealed_segment() {
     let sealed = &files[0];
     let len = fs::metadata(sealed).expect("meta").len();
     let too_long = (len + direct::MAX_ZERO_TAIL + 1).div_ceil(4096) * 4096;
-    fs::OpenOptions::new()
-        .write(true)
-        .open(sealed)
-        .expect("open segment")
-        .set_len(too_long)
-        .expect("extend");
+    set_file_len(sealed, too_long);
     match Stream::open(dir.path(), "s", config(4096)) {
         Err(OpenError::Corrupt { path, offset, .. }) => assert_eq!((path, offset), (sealed.clone(), len)),
         other => panic!("expected corruption at the end of {}, got {other:?}", sealed.display()),

@@ -76,7 +76,16 @@ impl Cache {
         Some((entry.memory.clone(), entry.len))
     }
 
-    fn insert(&mut self, entry: Entry) {
+    /// Adds a chunk (as just used), evicting the least recently used beyond [`CHUNKS`].
+    fn insert(&mut self, file: u64, index: u64, len: usize, memory: Arc<Aligned>) {
+        self.clock += 1;
+        let entry = Entry {
+            file,
+            index,
+            len,
+            used: self.clock,
+            memory,
+        };
         self.entries
             .retain(|e| !(e.file == entry.file && e.index == entry.index));
         if self.entries.len() >= CHUNKS
@@ -129,15 +138,7 @@ impl DirectFile {
                 let memory = Arc::new(memory);
                 let mut cache = lock(&CACHE);
                 if self.id.generation.load(Relaxed) == generation {
-                    cache.clock += 1;
-                    let used = cache.clock;
-                    cache.insert(Entry {
-                        file: self.id.id,
-                        index,
-                        len,
-                        used,
-                        memory: memory.clone(),
-                    });
+                    cache.insert(self.id.id, index, len, memory.clone());
                 }
                 (memory, len)
             }
